@@ -1,0 +1,3 @@
+from kdnas.cli.app import main
+
+main()
