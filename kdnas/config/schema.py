@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from kdnas.config.errors import format_validation_error
 from kdnas.utils.errors import ConfigError
@@ -138,6 +138,15 @@ class TeacherConfig(Strict):
     kwargs: dict[str, Any] = {}
 
 
+class FeatureKDConfig(Strict):
+    """Attention-transfer feature KD through forward hooks (student layer <- first teacher's layer)."""
+
+    weight: float = 1.0
+    p: float = 2.0
+    student_layer: str | None = None  # None: the deepest spatial feature (e.g. EEEA-Net-C2 final_expand)
+    teacher_layer: str | None = None
+
+
 class DistillConfig(Strict):
     kind: Literal["none", "self_kd", "teacher"] = "none"
     # Self-KD (salnas.md §9): target = mix_weight * GT + (1 - mix_weight) * teacher, from start_epoch on.
@@ -151,6 +160,19 @@ class DistillConfig(Strict):
     temperature: float = 4.0
     loss: Literal["bernoulli", "logit_mse"] = "bernoulli"
     teachers: list[TeacherConfig] = []
+    # Teacher-output cache: "auto" caches when the training views are deterministic (no augmentation)
+    # and falls back to the live teacher otherwise, saying so; "on" refuses to run with augmentation.
+    cache: Literal["auto", "on", "off"] = "auto"
+    # Teacher as soft labeller: "uncertain" replaces -1 (CheXpert uncertain) hard labels with the teacher
+    # probability; "unknown" also fills NaN (not mentioned / missing) labels.
+    soft_labels: Literal["none", "uncertain", "unknown"] = "none"
+    feature_kd: FeatureKDConfig | None = None
+
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare on/off as a boolean
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 class SaliencyEval(Strict):

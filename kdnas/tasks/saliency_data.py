@@ -112,7 +112,7 @@ class SaliencyTrainingSet(Dataset):
     def __getitem__(self, i: int) -> dict:
         sample = self.base[self.indices[i]]
         h, w = sample.size
-        image = torch.from_numpy(np.ascontiguousarray(sample.image)).permute(2, 0, 1).float() / 255.0
+        image = torch.from_numpy(np.array(sample.image, dtype=np.float32)).permute(2, 0, 1) / 255.0
         density = torch.from_numpy(self.density_of(sample))[None]
         fixations = sample.fixations.copy()
         if self.augment is not None:

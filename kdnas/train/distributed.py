@@ -108,3 +108,18 @@ def average_gradients(params: list[nn.Parameter], bucket_numel: int = 2 ** 22) -
 def cleanup() -> None:
     if is_distributed():
         dist.destroy_process_group()
+
+
+@torch.no_grad()
+def replicas_in_sync(module: nn.Module) -> bool:
+    """True when every rank holds bit-identical parameters (a cheap checksum comparison)."""
+    if not is_distributed():
+        return True
+    total = torch.zeros(1, dtype=torch.float64)
+    for i, p in enumerate(module.parameters()):
+        total += p.detach().double().cpu().sum() * (i + 1)
+    gathered = [torch.zeros_like(total) for _ in range(dist.get_world_size())]
+    if dist.get_backend() == "nccl":
+        total, gathered = total.cuda(), [g.cuda() for g in gathered]
+    dist.all_gather(gathered, total)
+    return all(torch.equal(g, gathered[0]) for g in gathered)

@@ -32,6 +32,7 @@ from kdnas.train.distributed import (
     init_distributed,
     is_distributed,
     is_main,
+    replicas_in_sync,
     resolve_device,
     world_info,
 )
@@ -137,6 +138,7 @@ class Trainer:
                 if self.progress:
                     tqdm.write(self._epoch_line(record))
             barrier()
+        self.in_sync = replicas_in_sync(self.model)
         summary = self.finish() if is_main() else {}
         self.logger.close()
         barrier()
@@ -245,7 +247,8 @@ class Trainer:
         summary = {"name": self.cfg.name, "task": self.task.name, "kdnas_version": __version__,
                    "best_epoch": info["epoch"], "best_val_score": info["score"], "eval_split": split,
                    "models": models, "distill": self.distiller.describe(), "epochs": self.cfg.train.epochs,
-                   "seed": self.cfg.seed, "history": self.history}
+                   "seed": self.cfg.seed, "world_size": self.world, "replicas_in_sync": self.in_sync,
+                   "history": self.history}
         atomic_write_json(self.out_dir / "summary.json", summary)
         return summary
 
