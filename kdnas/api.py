@@ -78,7 +78,12 @@ def load_model(run_dir: str | Path, which: str | None = None, device: str = "cpu
     else:
         if which not in (None, "model", "best"):
             raise ConfigError(f"run {run_dir} holds a static model; --subnet {which!r} does not apply")
-        model = task.build_model()
+        from kdnas.train.checkpoint import best_info
+
+        labels = best_info(run_dir).get("task", {}).get("labels")
+        if labels:
+            task.label_names = labels  # no need for the training data to rebuild the head
+        model = task.build_model(pretrained=False)
         model.load_state_dict(load_best_weights(run_dir))
     return model.to(device).eval(), task
 

@@ -78,26 +78,74 @@ def train(config: Annotated[str, typer.Argument(help="Experiment YAML (or the na
                                            for w, e in summary["models"].items()}}, indent=2))
 
 
+def _options(pairs: list[str]) -> dict:
+    return _parse_sets(pairs)
+
+
 @app.command()
-def evaluate(run: Annotated[Path, typer.Argument(help="A kdnas run folder.")],
-             split: Annotated[str, typer.Option(help="Split to score: test, val or train.")] = "test",
+def evaluate(run: Annotated[Path | None, typer.Argument(help="A kdnas run folder (its model is scored).")] = None,
+             task: Annotated[str | None, typer.Option(help="saliency or cxr (default: the run's task).")] = None,
+             predictions: Annotated[Path | None, typer.Option(help="saliency: a folder of precomputed maps, one PNG or NPY per stimulus name.")] = None,
+             data: Annotated[Path | None, typer.Option(help="Dataset root to score against (default: the run's own data).")] = None,
+             format: Annotated[str | None, typer.Option("--format", help="Dataset format: folder, salicon, mit1003, cat2000, pascal_s, osie, dut_omron, toronto, fiwi | nih, chexpert, padchest, csv.")] = None,
+             split: Annotated[str | None, typer.Option(help="Split to score (default: test for runs, the whole dataset for --data).")] = None,
+             preset: Annotated[str, typer.Option(help="saliency metric preset: mit, pysaliency or salicon.")] = "mit",
+             metrics: Annotated[str | None, typer.Option(help="saliency: comma-separated metrics (default: the preset's).")] = None,
+             baseline: Annotated[str | None, typer.Option(help="saliency IG baseline: uniform, train (centre bias from training fixations) or a .npy file.")] = None,
              subnet: Annotated[str | None, typer.Option(help="Supernet runs: max or min.")] = None,
-             out: Annotated[Path | None, typer.Option("--out", help="Write metrics JSON and per-image CSV here.")] = None) -> None:
-    """Score a trained run's model on one of its splits with its training protocol."""
+             option: Annotated[list[str], typer.Option("--option", help="Loader option key=value (repeatable).")] = [],  # noqa: B006
+             limit: Annotated[int | None, typer.Option(help="Score only the first N images.")] = None,
+             n_boot: Annotated[int, typer.Option(help="cxr: bootstrap replicates for the 95% CIs.")] = 1000,
+             compare: Annotated[Path | None, typer.Option(help="cxr: a second run, compared with a paired bootstrap.")] = None,
+             labels: Annotated[str | None, typer.Option(help="cxr: comma-separated subset of the run's labels to score.")] = None,
+             seed: Annotated[int, typer.Option(help="Seed of sampled metrics and bootstraps.")] = 0,
+             out: Annotated[Path | None, typer.Option("--out", help="Output folder (summary JSON, per-image CSV, plots).")] = None) -> None:
+    """Score saliency maps or a trained model against a dataset, with the protocol written out.
+
+    Saliency: a run's model or a folder of maps (--predictions) against a dataset (--data, --format), scored at
+    each stimulus' native resolution under a metric preset; writes OUT/per_image.csv and OUT/summary.json.
+    CXR: per-label AUROC with 95% patient-bootstrap CIs, AP and ECE; writes JSON and a ROC plot.
+    A run alone is re-scored on its own test split.
+    """
     from kdnas import api
 
     try:
-        result = api.evaluate_run(run, split=split, which=subnet)
+        if task is None:
+            task = "saliency" if run is None else ("cxr" if api.load_run_config(run).task == "multilabel" else "saliency")
+        if task not in ("saliency", "cxr"):
+            raise KdnasError(f"--task must be saliency or cxr, got {task!r}")
+        if task == "cxr":
+            from kdnas.evaluation.cxr import evaluate_cxr, format_cxr_table
+
+            if run is None:
+                raise KdnasError("--task cxr needs a trained run to score")
+            summary = evaluate_cxr(run=run, out=out or Path("kdnas_eval"), data=data, format=format,
+                                   split=split or "test", options=_options(option), n_boot=n_boot, seed=seed,
+                                   limit=limit, compare=compare, labels=labels.split(",") if labels else None)
+            typer.echo(format_cxr_table(summary))
+            return
+        if predictions is None and data is None:
+            if run is None:
+                raise KdnasError("give a run, or --predictions/--data with --format")
+            result = api.evaluate_run(run, split=split or "test", which=subnet)
+            rows = result.pop("rows")
+            if out is not None:
+                from kdnas.train.trainer import Trainer
+                from kdnas.utils.io import atomic_write_json
+
+                atomic_write_json(out / "summary.json", result)
+                Trainer._write_rows(out / "per_image.csv", rows)
+            typer.echo(json.dumps(result, indent=2))
+            return
+        from kdnas.evaluation.saliency import evaluate_saliency, format_saliency_table
+
+        summary = evaluate_saliency(data=data, format=format or "folder", out=out or Path("kdnas_eval"), split=split,
+                                    predictions=predictions, run=run, subnet=subnet, preset=preset,
+                                    metrics=metrics.split(",") if metrics else None, baseline=baseline,
+                                    limit=limit, seed=seed, options=_options(option))
+        typer.echo(format_saliency_table(summary))
     except KdnasError as exc:
         _fail(exc)
-    rows = result.pop("rows")
-    if out is not None:
-        from kdnas.train.trainer import Trainer
-        from kdnas.utils.io import atomic_write_json
-
-        atomic_write_json(out / "summary.json", result)
-        Trainer._write_rows(out / "per_image.csv", rows)
-    typer.echo(json.dumps(result, indent=2))
 
 
 @app.command()
@@ -149,11 +197,14 @@ def profile(model: Annotated[str, typer.Option(help="eeea_c2, salnas, salnas_sup
 
 
 def _add_subcommands() -> None:
-    try:
-        from kdnas.cli.data_cmd import data_app
+    from kdnas.cli.data_cmd import data_app
+
+    app.add_typer(data_app, name="data", help="Inspect datasets.")
+    try:  # TEMP until explain_cmd lands
+        from kdnas.cli.explain_cmd import explain
     except ImportError:
         return
-    app.add_typer(data_app, name="data", help="Inspect datasets.")
+    app.command(name="explain")(explain)
 
 
 _add_subcommands()

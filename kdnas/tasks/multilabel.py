@@ -41,11 +41,17 @@ class MultiLabelTask:
             self._label_names = list(open_cxr_split(self.cfg.data, self.cfg.data.val_split).label_names)
         return self._label_names
 
+    @label_names.setter
+    def label_names(self, names: list[str]) -> None:
+        """Set from a run's metadata, so a trained model loads without its training data."""
+        self._label_names = list(names)
+
     # model ----------------------------------------------------------------
-    def build_model(self) -> nn.Module:
+    def build_model(self, pretrained: bool = True) -> nn.Module:
+        """The configured model; ``pretrained=False`` skips initial weights (a checkpoint follows)."""
         m = self.cfg.model
-        return self.build_named_model(m.name, m.in_chans, m.pretrained, tuple(m.input_size or self.input_size),
-                                      dropout=m.dropout, **m.kwargs)
+        return self.build_named_model(m.name, m.in_chans, m.pretrained if pretrained else None,
+                                      tuple(m.input_size or self.input_size), dropout=m.dropout, **m.kwargs)
 
     def build_named_model(self, name: str, in_chans: int = 3, pretrained: str | None = None,
                           input_size: tuple[int, int] | None = None, dropout: float | None = None,

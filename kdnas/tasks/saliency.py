@@ -94,7 +94,8 @@ class SaliencyTask:
         self.target_size = tuple(data.target_size or data.input_size)
 
     # model ----------------------------------------------------------------
-    def build_model(self) -> nn.Module:
+    def build_model(self, pretrained: bool = True) -> nn.Module:
+        """The configured model; ``pretrained=False`` skips initial weights (a checkpoint follows)."""
         from kdnas.models.registry import create_model
 
         m = self.cfg.model
@@ -103,7 +104,7 @@ class SaliencyTask:
             kwargs.setdefault("space", m.space or "salnas")
             if m.name == "salnas":
                 kwargs.setdefault("subnet", m.subnet or "max")
-        if m.pretrained:
+        if m.pretrained and pretrained:
             kwargs["pretrained"] = m.pretrained
         return create_model(m.name, **kwargs)
 

@@ -117,6 +117,9 @@ class Trainer:
             atomic_write_text(self.out_dir / "config.yaml", dump_config(self.cfg))
         for epoch in range(self.start_epoch, self.cfg.train.epochs):
             t0 = time.time()
+            # dropout / drop-connect draw from the global RNGs: reseed them per epoch so that a resumed
+            # run replays exactly what an uninterrupted one does
+            seed_everything(derive_seed(self.cfg.seed, epoch, self.rank), self.cfg.train.deterministic)
             lr = lr_at(epoch, self.cfg.train)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr

@@ -1,0 +1,1 @@
+"""Evaluation of trained runs: chest X-ray (``cxr``) and saliency protocols."""
