@@ -196,6 +196,40 @@ def profile(model: Annotated[str, typer.Option(help="eeea_c2, salnas, salnas_sup
                    f"{stats['macs'] / 1e6:,.1f} M MACs at {stats['input_size']}")
 
 
+@app.command()
+def search(run: Annotated[Path, typer.Argument(help="A kdnas run that trained a supernet.")],
+           max_params: Annotated[float | None, typer.Option(help="Parameter limit (registered params), e.g. 5e6.")] = None,
+           max_macs: Annotated[float | None, typer.Option(help="MACs limit at the subnet's working resolution, e.g. 1e8.")] = None,
+           max_latency_ms: Annotated[float | None, typer.Option(help="Measured CPU latency limit (batch 1), ms.")] = None,
+           population: Annotated[int, typer.Option(help="Initial population (min subnet + random feasible subnets).")] = 8,
+           generations: Annotated[int, typer.Option(help="Evolution rounds (mutations + crossovers each).")] = 4,
+           mutate_size: Annotated[int, typer.Option(help="Mutated children per generation.")] = 4,
+           crossover_size: Annotated[int, typer.Option(help="Crossover children per generation.")] = 4,
+           seed: Annotated[int, typer.Option(help="Search seed.")] = 0,
+           out: Annotated[Path, typer.Option("--out", help="Output folder: search.json, best_arch.json, pareto.png.")] = Path("kdnas_search"),
+           quiet: Annotated[bool, typer.Option("--quiet")] = False) -> None:
+    """Evolutionary search for the best subnet of a trained supernet under params / MACs / latency limits.
+
+    Each candidate is BN-recalibrated on training images and scored on the validation split; MACs are
+    FlopCounterMode / 2 at the subnet's resolution (decoder included). best_arch.json works with
+    `kdnas profile --model salnas --subnet best_arch.json` and as model.subnet in a config.
+    """
+    from kdnas.nas.search import Constraints, SearchConfig
+    from kdnas.nas.search_run import search_run
+
+    try:
+        result = search_run(run, out, Constraints(None if max_params is None else int(max_params),
+                                                  None if max_macs is None else int(max_macs), max_latency_ms),
+                            SearchConfig(population=population, generations=generations, mutate_size=mutate_size,
+                                         crossover_size=crossover_size, seed=seed),
+                            latency=max_latency_ms is not None, progress=not quiet)
+    except (KdnasError, ValueError) as exc:
+        _fail(exc)
+    typer.echo(json.dumps({"best": result["best"], "n_evaluated": result["n_evaluated"],
+                           "pareto_front": [{"macs": c["costs"]["macs"], "params": c["costs"]["params"],
+                                             "fitness": c["fitness"]} for c in result["pareto_front"]]}, indent=2))
+
+
 def _add_subcommands() -> None:
     from kdnas.cli.data_cmd import data_app
 
