@@ -21,3 +21,35 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real sample data not found at {SHARED_DATA} (set KDNAS_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def kdnas_cache(tmp_path_factory) -> Path:
+    """One built-in-data cache for the whole session (tests that train share generated sets)."""
+    path = tmp_path_factory.mktemp("kdnas_cache")
+    os.environ["KDNAS_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_cxr_run(kdnas_cache, tmp_path_factory) -> Path:
+    """A trained (2 epochs) EEEA-Net-C2 run on the built-in CXR set at 64 px, shared by several tests."""
+    from kdnas import api
+
+    out = tmp_path_factory.mktemp("runs") / "cxr"
+    api.train("cxr_tiny_teacher", out_dir=out, progress=False, overrides={
+        "model.name": "eeea_c2", "data.builtin": {"n_images": 120, "size": 64, "seed": 0},
+        "train.tensorboard": False})
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_saliency_run(kdnas_cache, tmp_path_factory) -> Path:
+    """A trained (1 epoch) tiny SalNAS supernet run with Self-KD, shared by several tests."""
+    from kdnas import api
+
+    out = tmp_path_factory.mktemp("runs") / "saliency"
+    api.train("salnas_tiny", out_dir=out, progress=False, overrides={
+        "train.epochs": 1, "data.builtin": {"n_images": 32, "size": [48, 64], "seed": 0},
+        "train.batch_size": 8, "train.bn_calibration.num_images": 8, "train.tensorboard": False})
+    return out

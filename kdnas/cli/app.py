@@ -230,6 +230,30 @@ def search(run: Annotated[Path, typer.Argument(help="A kdnas run that trained a 
                                              "fitness": c["fitness"]} for c in result["pareto_front"]]}, indent=2))
 
 
+@app.command()
+def export(run: Annotated[Path, typer.Argument(help="A trained kdnas run.")],
+           out: Annotated[Path, typer.Option("--out", help="Output folder: model.onnx, model.int8.onnx, export.json.")] = Path("kdnas_export"),
+           subnet: Annotated[str | None, typer.Option(help="Supernet runs: max (default) or min.")] = None,
+           int8: Annotated[bool, typer.Option("--int8/--no-int8", help="Also write a static INT8 (QDQ) model.")] = True,
+           calib_images: Annotated[int, typer.Option(help="Training images used to calibrate INT8 ranges.")] = 64,
+           runs: Annotated[int, typer.Option(help="Timed runs per runtime (batch 1).")] = 50,
+           threads: Annotated[int | None, typer.Option(help="CPU threads for PyTorch and onnxruntime.")] = None) -> None:
+    """Export to ONNX (float32 and INT8), verify with onnxruntime, re-score, and measure latency.
+
+    Reports the largest PyTorch-vs-ONNX difference, the validation metrics of each runtime and the median /
+    p90 latency of PyTorch eager, ORT float32 and ORT INT8 on the same batch-1 input.
+    """
+    from kdnas.export import export_run
+
+    try:
+        summary = export_run(run, out, subnet, int8, calib_images, runs=runs, threads=threads)
+    except KdnasError as exc:
+        _fail(exc)
+    typer.echo(json.dumps({k: summary[k] for k in ("task", "input_shape", "parity_max_abs_diff_float32")} |
+                          {name: {"latency_ms": r["latency"]["median_ms"], "metrics": r["metrics"]}
+                           for name, r in summary["results"].items()}, indent=2))
+
+
 def _add_subcommands() -> None:
     from kdnas.cli.data_cmd import data_app
 

@@ -96,7 +96,7 @@ def pool_shortcut(x: torch.Tensor, stride: int) -> torch.Tensor:
     strided depthwise conv's ``ceil(size / stride)``."""
     if stride == 1:
         return x
-    pad_h, pad_w = x.shape[2] % 2, x.shape[3] % 2
+    pad_h, pad_w = int(x.shape[2]) % 2, int(x.shape[3]) % 2  # int(): a constant in exported graphs
     return F.avg_pool2d(x, stride, stride, padding=(pad_h, pad_w)) if (pad_h or pad_w) else F.avg_pool2d(x, stride)
 
 
