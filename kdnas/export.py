@@ -53,15 +53,27 @@ class OrtModel(nn.Module):
         return torch.from_numpy(self.session.run(None, {self.input_name: x.detach().cpu().numpy()})[0])
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, opset: int = 17) -> None:
+def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, opset: int = 18) -> str:
+    """Export with a dynamic batch dimension; returns the exporter used.
+
+    The torch.export-based exporter (needs ``onnxscript``, in the ``deploy`` extra) is preferred; the legacy
+    TorchScript exporter is the fallback for installs without it.
+    """
+    import importlib.util
     import warnings
 
     model = model.eval()
+    dynamo = importlib.util.find_spec("onnxscript") is not None
     with atomic_path(path, suffix=".onnx") as tmp, torch.no_grad(), warnings.catch_warnings():
-        # shape checks in forward become constants of the fixed-size graph; that is intended here
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=opset, input_names=["input"],
-                          output_names=["output"], dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+        warnings.simplefilter("ignore")  # tracer/deprecation chatter; parity is checked after export
+        if dynamo:
+            torch.onnx.export(model, (example,), str(tmp), dynamo=True, opset_version=opset, input_names=["input"],
+                              output_names=["output"], dynamic_shapes=({0: torch.export.Dim("batch")},),
+                              verbose=False, report=False, external_data=False)  # one self-contained file
+        else:
+            torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=17, input_names=["input"],
+                              output_names=["output"], dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+    return "torch.export (dynamo)" if dynamo else "TorchScript (legacy)"
 
 
 def quantize_int8(fp32: Path, int8: Path, calibration: list[np.ndarray]) -> None:
@@ -110,7 +122,7 @@ def export_run(run_dir: Path, out: Path, subnet: str | None = None, int8: bool =
     example = next(iter(calib))["image"]
     out.mkdir(parents=True, exist_ok=True)
     fp32, q8 = out / "model.onnx", out / "model.int8.onnx"
-    export_onnx(net, example, fp32)
+    exporter = export_onnx(net, example, fp32)
     ort32 = OrtModel(fp32, threads)
     with torch.no_grad():
         parity = float((ort32(example) - net(example)).abs().max())
@@ -136,6 +148,7 @@ def export_run(run_dir: Path, out: Path, subnet: str | None = None, int8: bool =
                                              "output_diff_vs_pytorch": {"max_abs": float(diff.max()),
                                                                         "mean_abs": float(diff.mean())}}
     summary = {"run": str(run_dir), "subnet": subnet, "task": task.name, "input_shape": list(example.shape),
+               "exporter": exporter, "torch": torch.__version__,
                "parity_max_abs_diff_float32": parity, "results": report,
                "protocol": {"latency": f"batch 1, median of {runs} runs after {warmup} warm-up, CPU, "
                                        f"{threads_used} threads", "metrics": "the task's validation metrics "
