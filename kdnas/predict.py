@@ -52,6 +52,11 @@ def overlay(image: np.ndarray, smap: np.ndarray, alpha: float = 0.5) -> np.ndarr
     return (np.clip(blend, 0, 1) * 255).astype(np.uint8)
 
 
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as fh:  # a handle: np.save would append ".npy" to the temporary name
+        np.save(fh, array)
+
+
 def _png_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG")
@@ -79,7 +84,7 @@ def predict_saliency(model: torch.nn.Module, task: Any, images: list[Path], out_
         smap = pred.clamp(0, 1).numpy().astype(np.float32)
         stem = path.stem
         atomic_write_bytes(out_dir / f"{stem}_saliency.png", _png_bytes((smap * 255).round().astype(np.uint8)))
-        atomic_save(out_dir / f"{stem}_saliency.npy", lambda p, a=smap: np.save(p, a), suffix=".npy")
+        atomic_save(out_dir / f"{stem}_saliency.npy", lambda p, a=smap: _save_npy(p, a))
         atomic_write_bytes(out_dir / f"{stem}_overlay.png", _png_bytes(overlay(image, smap / max(smap.max(), 1e-8))))
         results.append({"image": str(path), "map": str(out_dir / f"{stem}_saliency.png"),
                         "overlay": str(out_dir / f"{stem}_overlay.png"), "size": list(image.shape[:2])})

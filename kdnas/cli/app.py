@@ -258,10 +258,8 @@ def _add_subcommands() -> None:
     from kdnas.cli.data_cmd import data_app
 
     app.add_typer(data_app, name="data", help="Inspect datasets.")
-    try:  # TEMP until explain_cmd lands
-        from kdnas.cli.explain_cmd import explain
-    except ImportError:
-        return
+    from kdnas.cli.explain_cmd import explain
+
     app.command(name="explain")(explain)
 
 
