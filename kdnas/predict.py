@@ -64,23 +64,30 @@ def _png_bytes(array: np.ndarray) -> bytes:
 
 
 @torch.no_grad()
-def predict_saliency(model: torch.nn.Module, task: Any, images: list[Path], out_dir: Path) -> list[dict[str, Any]]:
-    """Writes ``<name>_saliency.png`` (8-bit map at the image's native size), ``<name>_saliency.npy``
-    (float map) and ``<name>_overlay.png`` per image."""
+def saliency_model_map(model: torch.nn.Module, task: Any, image: np.ndarray) -> torch.Tensor:
+    """A run's saliency map for one RGB uint8 image, with the run's own preprocessing (resize to the input
+    size, normalisation) and post-blur, at the model's output size (``H x W`` float tensor)."""
     from kdnas.tasks.saliency import gaussian_blur_maps
     from kdnas.tasks.saliency_data import NORMALIZATION
 
     meta = task.metadata()
-    mean, std = NORMALIZATION[meta["normalize"]]
+    device = next(model.parameters()).device
+    mean, std = (torch.tensor(v, device=device).view(1, 3, 1, 1) for v in NORMALIZATION[meta["normalize"]])
+    x = torch.tensor(image, dtype=torch.uint8, device=device).permute(2, 0, 1).float()[None] / 255
+    x = F.interpolate(x, size=tuple(meta["input_size"]), mode="bilinear", align_corners=False, antialias=True)
+    pred = model((x - mean) / std, output_size=tuple(meta["target_size"]))
+    return gaussian_blur_maps(pred, meta.get("blur_sigma") or 0, meta.get("blur_kernel"))[0]
+
+
+@torch.no_grad()
+def predict_saliency(model: torch.nn.Module, task: Any, images: list[Path], out_dir: Path) -> list[dict[str, Any]]:
+    """Writes ``<name>_saliency.png`` (8-bit map at the image's native size), ``<name>_saliency.npy``
+    (float map) and ``<name>_overlay.png`` per image."""
     results = []
     for path in images:
         image = read_rgb_image(path)
-        x = torch.from_numpy(image).permute(2, 0, 1).float()[None] / 255
-        x = F.interpolate(x, size=tuple(meta["input_size"]), mode="bilinear", align_corners=False, antialias=True)
-        x = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
-        pred = model(x, output_size=tuple(meta["target_size"]))
-        pred = gaussian_blur_maps(pred, meta.get("blur_sigma") or 0, meta.get("blur_kernel"))
-        pred = F.interpolate(pred[None], size=image.shape[:2], mode="bilinear", align_corners=False)[0, 0]
+        pred = saliency_model_map(model, task, image).cpu()
+        pred = F.interpolate(pred[None, None], size=image.shape[:2], mode="bilinear", align_corners=False)[0, 0]
         smap = pred.clamp(0, 1).numpy().astype(np.float32)
         stem = path.stem
         atomic_write_bytes(out_dir / f"{stem}_saliency.png", _png_bytes((smap * 255).round().astype(np.uint8)))

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from kdnas.metrics.saliency import (
     SaliencyEvaluator,
@@ -178,7 +177,6 @@ class _ModelPredictor:
 
     def __init__(self, run: Path, subnet: str | None, device: str):
         from kdnas.api import load_model
-        from kdnas.tasks.saliency_data import NORMALIZATION
 
         self.run = Path(run)
         if not self.run.is_dir():
@@ -188,24 +186,13 @@ class _ModelPredictor:
             raise ConfigError(f"run {self.run} is a {getattr(self.task, 'name', '?')!r} run; "
                               "--task saliency needs a saliency run")
         self.meta = self.task.metadata()
-        self.device = torch.device(device)
-        self.mean, self.std = (torch.tensor(v, device=self.device).view(1, 3, 1, 1)
-                               for v in NORMALIZATION[self.meta["normalize"]])
         # load_model's default: the max subnet of a supernet run, the best checkpoint of a static run
         self.subnet = subnet or ("max" if any((self.run / "subnets").glob("*.json")) else "best checkpoint")
 
-    @torch.no_grad()
     def predict(self, image: np.ndarray, name: str) -> np.ndarray:
-        import torch.nn.functional as F
+        from kdnas.predict import saliency_model_map
 
-        from kdnas.tasks.saliency import gaussian_blur_maps
-
-        x = torch.tensor(image, dtype=torch.uint8, device=self.device).permute(2, 0, 1).float()[None] / 255
-        x = F.interpolate(x, size=tuple(self.meta["input_size"]), mode="bilinear", align_corners=False,
-                          antialias=True)
-        pred = self.model((x - self.mean) / self.std, output_size=tuple(self.meta["target_size"]))
-        pred = gaussian_blur_maps(pred, self.meta.get("blur_sigma") or 0, self.meta.get("blur_kernel"))
-        out = pred[0].double().cpu().numpy()
+        out = saliency_model_map(self.model, self.task, image).double().cpu().numpy()
         if not np.isfinite(out).all():
             raise DataError(self.run, f"the model's prediction for stimulus {name!r} holds NaN or infinite values",
                             expected="finite model outputs")
