@@ -8,10 +8,10 @@ from kdnas import api
 
 
 @pytest.mark.slow
-def test_cxr_student_beats_chance(tmp_path, monkeypatch):
+def test_cxr_small_cnn_beats_chance(tmp_path, monkeypatch):
     monkeypatch.setenv("KDNAS_CACHE", str(tmp_path / "cache"))
     summary = api.train("cxr_tiny_teacher", out_dir=tmp_path / "run", progress=False, overrides={
-        "model.name": "eeea_c2", "train.epochs": 5, "train.batch_size": 32,
+        "model.name": "resnet10t", "train.epochs": 5, "train.batch_size": 32,
         "train.optimizer": {"name": "adamw", "lr": 0.002},
         "data.builtin": {"n_images": 400, "size": 64, "seed": 0}, "train.tensorboard": False})
     metrics = summary["models"]["model"]["metrics"]
