@@ -57,9 +57,10 @@ def open_cxr_dataset(root: str | Path, format: str, split: str | None = "train",
 
 def dataset_summary(root: str | Path, format: str, **options: Any) -> dict[str, Any]:
     """Counts over all splits: images, patients, per-label positives/negatives/unknown/uncertain,
-    split sizes, boxes per finding. Images are not required on disk unless ``check_images=True``.
+    split sizes, boxes per finding. Images are not required on disk unless ``check_images=True``;
+    with ``skip_bad=True`` they are checked, so the counts describe the images actually present.
     """
-    options.setdefault("check_images", False)
+    options.setdefault("check_images", bool(options.get("skip_bad", False)))
     ds = open_cxr_dataset(root, format, split=None, **options)
     y = (np.stack([r.labels for r in ds.all_records]) if ds.all_records
          else np.zeros((0, len(ds.label_names)), dtype=np.float32))
