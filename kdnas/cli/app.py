@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from kdnas.cli.common import parse_key_values
 from kdnas.utils.errors import KdnasError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -21,15 +22,7 @@ def _fail(exc: Exception) -> None:
 
 
 def _parse_sets(pairs: list[str]) -> dict:
-    import yaml
-
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise KdnasError(f"--set expects key=value (dotted keys, e.g. train.epochs=3), got {pair!r}")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
-    return out
+    return parse_key_values(pairs, "--set", "train.epochs=3")
 
 
 @app.command()
@@ -79,7 +72,7 @@ def train(config: Annotated[str, typer.Argument(help="Experiment YAML (or the na
 
 
 def _options(pairs: list[str]) -> dict:
-    return _parse_sets(pairs)
+    return parse_key_values(pairs, "--option", "skip_bad=true")
 
 
 @app.command()

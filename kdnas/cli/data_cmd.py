@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from kdnas.cli.common import parse_key_values
 from kdnas.utils.errors import KdnasError
 
 data_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Inspect datasets.")
@@ -18,15 +19,7 @@ def _group() -> None:
 
 
 def _options(pairs: list[str]) -> dict:
-    import yaml
-
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise KdnasError(f"--option expects key=value (e.g. views=[PA] or skip_bad=true), got {pair!r}")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
-    return out
+    return parse_key_values(pairs, "--option", "views=[PA] or skip_bad=true")
 
 
 @data_app.command()

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from kdnas.data.saliency.common import find_stimuli
 from kdnas.metrics.saliency import (
     SaliencyEvaluator,
     center_bias_from_fixations,
@@ -111,19 +112,8 @@ def _resolve_metrics(metrics: list[str] | None, baseline: str | None) -> tuple[l
 # -- predictions ----------------------------------------------------------------------------------
 def _index_predictions(folder: Path) -> dict[str, Path]:
     """Stimulus name (path below ``folder`` without suffix, '/'-separated) -> map file."""
-    if not folder.is_dir():
-        raise DataError(folder, "predictions folder not found",
+    return find_stimuli(folder, recursive=True, suffixes=PREDICTION_SUFFIXES, what="predictions",
                         expected="a folder with one map per stimulus: NAME.png (8/16-bit grey), NAME.npy or NAME.jpg")
-    found: dict[str, Path] = {}
-    for p in sorted(folder.rglob("*")):
-        if p.name.startswith(".") or not p.is_file() or p.suffix.lower() not in PREDICTION_SUFFIXES:
-            continue
-        name = p.relative_to(folder).with_suffix("").as_posix()
-        if name in found:
-            raise DataError(p, f"two prediction files share the name {name!r} ({found[name].name} and {p.name})",
-                            expected="one map file per stimulus name")
-        found[name] = p
-    return found
 
 
 def read_prediction_map(path: Path, name: str) -> np.ndarray:

@@ -228,15 +228,16 @@ def mat_field(path: Path, struct: Any, field: str) -> Any:
     return struct[field]
 
 
-def find_stimuli(folder: Path, *, recursive: bool = False,
-                 suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> dict[str, Path]:
+def find_stimuli(folder: Path, *, recursive: bool = False, suffixes: tuple[str, ...] = IMAGE_SUFFIXES,
+                 what: str = "stimulus", expected: str = "a folder of images") -> dict[str, Path]:
     """Map stimulus name (path relative to ``folder`` without suffix, '/'-separated) to file.
 
     Hidden files (``._*`` resource forks, ``.DS_Store``) are skipped. Two files with the
     same name and different suffixes are an error, since the name would be ambiguous.
+    ``what``/``expected`` word the errors (e.g. for a folder of prediction maps).
     """
     if not folder.is_dir():
-        raise DataError(folder, "stimulus folder not found", expected="a folder of images")
+        raise DataError(folder, f"{what} folder not found", expected=expected)
     files = folder.rglob("*") if recursive else folder.iterdir()
     found: dict[str, Path] = {}
     for p in files:
@@ -244,8 +245,8 @@ def find_stimuli(folder: Path, *, recursive: bool = False,
             continue
         name = p.relative_to(folder).with_suffix("").as_posix()
         if name in found:
-            raise DataError(p, f"two stimuli share the name {name!r} ({found[name].name} and {p.name})",
-                            expected="one image file per name")
+            raise DataError(p, f"two {what} files share the name {name!r} ({found[name].name} and {p.name})",
+                            expected="one file per name")
         found[name] = p
     return found
 

@@ -25,10 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,7 +34,8 @@ from PIL import Image, ImageDraw
 from scipy.ndimage import gaussian_filter, zoom
 
 from kdnas.data.cxr.labels import NIH_BOX_FRAME
-from kdnas.utils.errors import ConfigError, DataError
+from kdnas.data.synthetic.cache import cached_dataset
+from kdnas.utils.errors import ConfigError
 from kdnas.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 GENERATOR_VERSION = 1
@@ -398,13 +395,6 @@ def generate_cxr_dataset(root: str | Path, n_images: int = 600, size: int = 128,
     return root
 
 
-def _cache_dir(cache_dir: str | Path | None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir)
-    env = os.environ.get("KDNAS_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "kdnas"
-
-
 def builtin_cxr_root(cache_dir: str | Path | None = None, **params: Any) -> Path:
     """A complete synthetic CXR set for ``params`` in the cache, generated on first use.
 
@@ -419,22 +409,4 @@ def builtin_cxr_root(cache_dir: str | Path | None = None, **params: Any) -> Path
         raise ConfigError(f"unknown builtin CXR parameter(s) {unknown}; valid: {sorted(allowed)}")
     defaults: dict[str, Any] = {"n_images": 600, "size": 128, "seed": 0, "findings": SYNTHETIC_FINDINGS}
     p = _normalise_params(**{**defaults, **params})
-    key = json.dumps({"v": GENERATOR_VERSION, **p}, sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    base = _cache_dir(cache_dir) / "builtin"
-    final = base / f"cxr-{digest}"
-    if (final / "dataset.json").is_file():
-        return final
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=base))
-    try:
-        generate_cxr_dataset(tmp / "set", **p)
-        try:
-            os.rename(tmp / "set", final)
-        except OSError:
-            if not (final / "dataset.json").is_file():
-                raise DataError(final, "cache folder exists but is incomplete (no dataset.json)",
-                                expected="delete it so that it can be regenerated") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    return cached_dataset("cxr", p, GENERATOR_VERSION, lambda folder: generate_cxr_dataset(folder, **p), cache_dir)

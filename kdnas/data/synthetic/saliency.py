@@ -21,11 +21,6 @@ The set is written in the kdnas folder format (``kdnas.data.saliency.folder``), 
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +30,7 @@ from scipy.ndimage import gaussian_filter
 
 from kdnas.data.saliency.common import encode_png
 from kdnas.data.saliency.folder import fixations_csv_text, write_split
+from kdnas.data.synthetic.cache import cached_dataset
 from kdnas.utils.errors import ConfigError, DataError
 from kdnas.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
@@ -382,13 +378,6 @@ def generate_saliency_dataset(root: str | Path, n_images: int = 240, size: tuple
     return root
 
 
-def _cache_dir(cache_dir: str | Path | None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir)
-    env = os.environ.get("KDNAS_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "kdnas"
-
-
 def builtin_saliency_root(cache_dir: str | Path | None = None, **params: Any) -> Path:
     """A complete synthetic set for ``params`` in the cache, generated on first use.
 
@@ -397,22 +386,5 @@ def builtin_saliency_root(cache_dir: str | Path | None = None, **params: Any) ->
     processes race, the loser discards its copy and uses the winner's (identical) one.
     """
     p = _normalise_params(params)
-    key = json.dumps({"v": GENERATOR_VERSION, **p}, sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    base = _cache_dir(cache_dir) / "builtin"
-    final = base / f"saliency-{digest}"
-    if (final / "dataset.json").is_file():
-        return final
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=base))
-    try:
-        generate_saliency_dataset(tmp / "set", **{k: tuple(v) if isinstance(v, list) else v for k, v in p.items()})
-        try:
-            os.rename(tmp / "set", final)
-        except OSError:
-            if not (final / "dataset.json").is_file():
-                raise DataError(final, "cache folder exists but is incomplete (no dataset.json)",
-                                expected="delete it so that it can be regenerated") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    return cached_dataset("saliency", p, GENERATOR_VERSION, lambda folder: generate_saliency_dataset(
+        folder, **{k: tuple(v) if isinstance(v, list) else v for k, v in p.items()}), cache_dir)
