@@ -38,8 +38,7 @@ def tiny_cxr_run(kdnas_cache, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("runs") / "cxr"
     api.train("cxr_tiny_teacher", out_dir=out, progress=False, overrides={
-        "model.name": "eeea_c2", "data.builtin": {"n_images": 120, "size": 64, "seed": 0},
-        "train.tensorboard": False})
+        "model.name": "eeea_c2", "data.builtin": {"n_images": 120, "size": 64, "seed": 0}})
     return out
 
 
