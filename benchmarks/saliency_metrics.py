@@ -10,15 +10,19 @@ repeats is reported.
 
 Data: the 10 SALICON example maps (``../shared/data/saliency/reference/inputs/sal_*.png``)
 with the official SALICON fixations (every point, duplicates kept) and a sigma-19 empirical
-density. Two scenarios: ``png8`` (the maps as stored: integer values) and ``float`` (the
+density. Two scenarios: ``png8`` (the maps as stored: integer values, passed as float64
+like pysaliency gets them; the uint8 arrays themselves are timed too) and ``float`` (the
 same maps blurred with sigma 2 px, i.e. continuous model-like outputs).
 
 Both sides run on the same number of CPU threads (``--threads``, default 1: pysaliency's
 NumPy kernels are single-threaded, and one thread is also the robust setting on a shared,
-loaded machine where OpenMP threads stall). The load average at start and end is recorded.
+loaded machine where OpenMP threads stall); that is the headline ratio. ``--kdnas-threads``
+adds kdnas-only timings on other thread counts (labelled ``kdnas_only``; pysaliency cannot
+use more than one core). ``kdnas_ms_per_map_alone`` times each metric on its own. The load
+average at start and end is recorded.
 
-Run: ``python benchmarks/saliency_metrics.py [--repeats 7] [--copies 3] [--threads 1]``;
-prints one JSON object.
+Run: ``python benchmarks/saliency_metrics.py [--repeats 7] [--copies 3] [--threads 1]
+[--kdnas-threads 2]``; prints one JSON object.
 """
 
 from __future__ import annotations
@@ -84,10 +88,11 @@ def pysaliency_scores(maps: np.ndarray, gts: np.ndarray, fix: list[np.ndarray]) 
     return out
 
 
-def kdnas_scores(maps: torch.Tensor, gts: torch.Tensor, fix: list[np.ndarray]) -> dict[str, torch.Tensor]:
+def kdnas_scores(maps: torch.Tensor, gts: torch.Tensor, fix: list[np.ndarray], dtype: torch.dtype | None = None,
+                 metrics: tuple[str, ...] = METRICS) -> dict[str, torch.Tensor]:
     from kdnas.metrics.saliency import batch_metrics
 
-    return batch_metrics(maps, gts, fix, metrics=METRICS, preset="pysaliency", dtype=maps.dtype)
+    return batch_metrics(maps, gts, fix, metrics=metrics, preset="pysaliency", dtype=dtype or maps.dtype)
 
 
 def timed(fn, repeats: int) -> list[float]:
@@ -100,7 +105,12 @@ def _once(fn) -> float:
     return time.perf_counter() - t0
 
 
-def run(repeats: int, copies: int, threads: int) -> dict:
+def _median_tp(fn, n_maps: int, repeats: int) -> float:
+    fn()
+    return n_maps / statistics.median(timed(fn, repeats))
+
+
+def run(repeats: int, copies: int, threads: int, kdnas_threads: list[int]) -> dict:
     from kdnas.metrics.saliency import fixation_map, gaussian_blur
 
     maps10, fix10 = load_salicon()
@@ -118,37 +128,61 @@ def run(repeats: int, copies: int, threads: int) -> dict:
         "size": [480, 640],
         "device": "cpu",
         "threads": threads,
+        "kdnas_only_threads": kdnas_threads,
         "torch": torch.__version__,
         "repeats": repeats,
         "scenarios": {},
     }
     gts_t = torch.from_numpy(gts_np)
     for name, maps in scenarios.items():
-        maps_t = torch.from_numpy(np.ascontiguousarray(maps))
-        maps_32, gts_32 = maps_t.float(), gts_t.float()
-        ref = pysaliency_scores(maps, gts_np, fix)  # also warms up numba
-        got = kdnas_scores(maps_t, gts_t, fix)
-        got_32 = kdnas_scores(maps_32, gts_32, fix)
-        t_ref, t_kd, t_32 = [], [], []
-        for _ in range(repeats):  # interleave so load changes hit every side alike
-            t_ref.append(_once(lambda maps=maps: pysaliency_scores(maps, gts_np, fix)))
-            t_kd.append(_once(lambda maps_t=maps_t: kdnas_scores(maps_t, gts_t, fix)))
-            t_32.append(_once(lambda m=maps_32, g=gts_32: kdnas_scores(m, g, fix)))
-        ref_tp = len(maps) / statistics.median(t_ref)
-        kd_tp = len(maps) / statistics.median(t_kd)
-        kd32_tp = len(maps) / statistics.median(t_32)
-        result["scenarios"][name] = {
-            "pysaliency_maps_per_s": round(ref_tp, 2),
-            "kdnas_maps_per_s": round(kd_tp, 2),
-            "ratio": round(kd_tp / ref_tp, 2),
-            "max_abs_diff": {m: float(np.max(np.abs(ref[m] - got[m].numpy()))) for m in METRICS},
-            "kdnas_float32_maps_per_s": round(kd32_tp, 2),
-            "ratio_float32": round(kd32_tp / ref_tp, 2),
-            "max_abs_diff_float32": {m: float(np.max(np.abs(ref[m] - got_32[m].double().numpy())))
-                                     for m in METRICS},
-        }
+        result["scenarios"][name] = scenario(name, maps, gts_np, gts_t, fix, repeats, threads, kdnas_threads)
     result["load_average_1min"] = [round(load_start, 2), round(os.getloadavg()[0], 2)]
     return result
+
+
+def scenario(name: str, maps: np.ndarray, gts_np: np.ndarray, gts_t: torch.Tensor, fix: list[np.ndarray],
+             repeats: int, threads: int, kdnas_threads: list[int]) -> dict:
+    """Throughputs and largest differences of one scenario (see the module docstring)."""
+    n = len(maps)
+    maps_t = torch.from_numpy(np.ascontiguousarray(maps))
+    maps_32, gts_32 = maps_t.float(), gts_t.float()
+    ref = pysaliency_scores(maps, gts_np, fix)  # also warms up numba
+    got = kdnas_scores(maps_t, gts_t, fix)
+    got_32 = kdnas_scores(maps_32, gts_32, fix)
+    t_ref, t_kd, t_32 = [], [], []
+    for _ in range(repeats):  # interleave so load changes hit every side alike
+        t_ref.append(_once(lambda: pysaliency_scores(maps, gts_np, fix)))
+        t_kd.append(_once(lambda: kdnas_scores(maps_t, gts_t, fix)))
+        t_32.append(_once(lambda: kdnas_scores(maps_32, gts_32, fix)))
+    ref_tp, kd_tp, kd32_tp = (n / statistics.median(t) for t in (t_ref, t_kd, t_32))
+    entry = {
+        "pysaliency_maps_per_s": round(ref_tp, 2),
+        "kdnas_maps_per_s": round(kd_tp, 2),
+        "ratio": round(kd_tp / ref_tp, 2),
+        "max_abs_diff": {m: float(np.max(np.abs(ref[m] - got[m].numpy()))) for m in METRICS},
+        "kdnas_float32_maps_per_s": round(kd32_tp, 2),
+        "ratio_float32": round(kd32_tp / ref_tp, 2),
+        "max_abs_diff_float32": {m: float(np.max(np.abs(ref[m] - got_32[m].double().numpy()))) for m in METRICS},
+    }
+    if name == "png8":  # the uint8 arrays as stored: computed in float64, no integrality test needed
+        maps_u8 = torch.from_numpy(maps.astype(np.uint8))
+        got_u8 = kdnas_scores(maps_u8, gts_t, fix, torch.float64)
+        u8_tp = _median_tp(lambda: kdnas_scores(maps_u8, gts_t, fix, torch.float64), n, repeats)
+        entry["kdnas_uint8_input_maps_per_s"] = round(u8_tp, 2)
+        entry["ratio_uint8_input"] = round(u8_tp / ref_tp, 2)
+        entry["max_abs_diff_uint8_input"] = max(float(np.max(np.abs(ref[m] - got_u8[m].numpy()))) for m in METRICS)
+    entry["kdnas_ms_per_map_alone"] = {
+        m: round(1e3 / _median_tp(lambda m=m: kdnas_scores(maps_t, gts_t, fix, metrics=(m,)), n, repeats), 3)
+        for m in METRICS}
+    for k in kdnas_threads:
+        torch.set_num_threads(k)
+        try:
+            tp = _median_tp(lambda: kdnas_scores(maps_t, gts_t, fix), n, repeats)
+        finally:
+            torch.set_num_threads(threads)
+        entry[f"kdnas_only_threads_{k}_maps_per_s"] = round(tp, 2)
+        entry[f"kdnas_only_threads_{k}_vs_pysaliency_1_thread"] = round(tp / ref_tp, 2)
+    return entry
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,12 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--copies", type=int, default=3, help="how many times the 10 maps are repeated")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads for both libraries")
+    ap.add_argument("--kdnas-threads", type=int, nargs="*", default=[2],
+                    help="extra kdnas-only timings on these thread counts (pysaliency is single-threaded)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     if not hasattr(np, "trapz"):  # pysaliency still calls the removed numpy.trapz (benchmark-only shim)
         np.trapz = np.trapezoid
-    print(json.dumps(run(args.repeats, args.copies, args.threads), indent=2))
+    print(json.dumps(run(args.repeats, args.copies, args.threads, args.kdnas_threads), indent=2))
     return 0
 
 

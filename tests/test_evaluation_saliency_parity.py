@@ -124,18 +124,25 @@ def test_cli_matches_the_octave_values(salicon_case, tmp_path):
     assert summary["n_images"] == 3 and summary["data"]["limit"] == 3
 
 
-def test_cli_default_jitter_keeps_nss_and_cc(salicon_case, tmp_path):
-    """Without the option the preset's jittered AUC-Judd is used (seeded); NSS and CC do not change."""
-    out = tmp_path / "cli"
+def test_cli_default_auc_judd_is_deterministic_and_jitter_is_opt_in(salicon_case, tmp_path):
+    """The mit preset's AUC-Judd is MIT's jitter=0 value by default; judd_jitter=true adds MIT's seeded
+    tie-breaking jitter, which moves AUC-Judd only (NSS and CC do not change)."""
     args = ["evaluate", "--task", "saliency", "--predictions", str(salicon_case["predictions"]), "--data",
-            str(salicon_case["data"]), "--format", "folder", "--preset", "mit", "--out", str(out), "--limit", "2",
+            str(salicon_case["data"]), "--format", "folder", "--preset", "mit", "--limit", "2",
             "--metrics", "AUC_Judd,NSS,CC"]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    rows = _rows(out / "per_image.csv")
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["protocol"]["auc_judd_jitter"] is True
     ref = salicon_case["reference"]
+    default = tmp_path / "default"
+    result = CliRunner().invoke(app, [*args, "--out", str(default)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((default / "summary.json").read_text())["protocol"]["auc_judd_jitter"] is False
+    for r in _rows(default / "per_image.csv"):
+        for metric in DETERMINISTIC:
+            assert abs(float(r[metric]) - ref[(r["name"], metric)]) < 1e-6, (r["name"], metric)
+    jittered = tmp_path / "jitter"
+    result = CliRunner().invoke(app, [*args, "--out", str(jittered), "--option", "judd_jitter=true"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((jittered / "summary.json").read_text())["protocol"]["auc_judd_jitter"] is True
+    rows = _rows(jittered / "per_image.csv")
     for r in rows:
         assert abs(float(r["NSS"]) - ref[(r["name"], "NSS")]) < 1e-6
         assert abs(float(r["CC"]) - ref[(r["name"], "CC")]) < 1e-6

@@ -167,8 +167,8 @@ def test_presets_are_frozen_and_documented() -> None:
         with pytest.raises(AttributeError):
             p.std_ddof = 3  # type: ignore[misc]
     assert PRESETS["mit"].std_ddof == 1 and PRESETS["pysaliency"].std_ddof == 0
-    v = preset_variant("mit", "mit_nojitter", judd_jitter=False)
-    assert v.name == "mit_nojitter" and not v.judd_jitter and PRESETS["mit"].judd_jitter
+    v = preset_variant("mit", "mit_jitter", judd_jitter=True)
+    assert v.name == "mit_jitter" and v.judd_jitter and not PRESETS["mit"].judd_jitter
 
 
 def test_missing_inputs_for_metrics() -> None:

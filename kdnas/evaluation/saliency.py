@@ -27,14 +27,17 @@ import numpy as np
 
 from kdnas.data.saliency.common import find_stimuli
 from kdnas.metrics.saliency import (
+    DEFAULT_EVAL_METRICS,
+    INTERPOLATION_DESCRIPTIONS,
+    INTERPOLATION_MODES,
+    KNOWN,
     SaliencyEvaluator,
     center_bias_from_fixations,
     get_preset,
+    gt_description,
     load_center_bias,
     other_image_fixations,
 )
-from kdnas.metrics.saliency.evaluator import DEFAULT_EVAL_METRICS, KNOWN, gt_description
-from kdnas.metrics.saliency.resize import MODES as RESIZE_MODES
 from kdnas.utils.errors import ConfigError, DataError
 from kdnas.utils.io import atomic_write_json, atomic_write_text
 
@@ -43,15 +46,6 @@ PREDICTION_SUFFIXES = (".png", ".npy", ".jpg", ".jpeg")
 EVAL_OPTIONS = ("judd_jitter", "interpolation", "gt_source", "sauc_other_images", "split_seed",
                 "baseline_log_density", "device")
 GT_SOURCES = ("auto", "density", "fixations")
-_INTERPOLATION_TEXT = {
-    "bicubic_matlab": "MATLAB imresize bicubic (a=-0.5, antialiased when shrinking, symmetric edges)",
-    "bicubic_octave": "GNU Octave imresize bicubic (antialias weights not renormalised)",
-    "bicubic_noaa": "MATLAB imresize bicubic without antialiasing",
-    "bilinear_zoom": "scipy.ndimage.zoom order=1, mode='nearest' (pysaliency ResizingSaliencyMapModel)",
-    "cubic_zoom": "scipy.ndimage.zoom order=3 (SALICON API)",
-    "bilinear": "torch bilinear, align_corners=False",
-    "nearest": "torch nearest-exact",
-}
 # a prediction whose aspect ratio differs from its stimulus' by more than this is stretched: warn
 ASPECT_TOLERANCE = 0.01
 # colour channels of a "grey" RGB map may differ by JPEG noise; more than this means a colour image
@@ -74,7 +68,7 @@ def _split_options(options: dict | None, format_key: str) -> tuple[dict[str, Any
     for key, value in ev.items():
         if key in ("judd_jitter", "baseline_log_density") and not isinstance(value, bool):
             raise ConfigError(f"option {key} must be true or false, got {value!r}")
-        choices = {"interpolation": RESIZE_MODES, "gt_source": GT_SOURCES}.get(key)
+        choices = {"interpolation": INTERPOLATION_MODES, "gt_source": GT_SOURCES}.get(key)
         if choices and value not in choices:
             raise ConfigError(f"option {key}={value!r} is not one of {list(choices)}")
         if key in ("sauc_other_images", "split_seed") and (type(value) is not int or value < 0):
@@ -384,9 +378,8 @@ def _score_all(evaluator: SaliencyEvaluator, ds, names: list[str], pred_index: d
             other, desc = other_image_fixations(fixations, sizes, i, sample.size, preset=evaluator.preset,
                                                 seed=seed, n_other=n_other)
             example = example or f"{name}: {desc}"
-        evaluator.baseline = base.for_size(sample.size)  # IG needs the baseline at this stimulus' size
-        try:
-            evaluator.add(pred, sample, other)
+        try:  # IG needs the baseline at this stimulus' size
+            evaluator.add(pred, sample, other, baseline=base.for_size(sample.size))
         except (DataError, ConfigError):
             raise
         except ValueError as exc:  # the engine's checks, reported with the file that caused them
@@ -450,7 +443,7 @@ def _summary(evaluator: SaliencyEvaluator, p, chosen: list[str], data_info: dict
         "evaluation_size": "native stimulus size",
         "stimulus_sizes": dict(sorted(Counter(f"{r['height']}x{r['width']}" for r in rows).items())),
         "prediction_sizes": dict(sorted(scoring["pred_sizes"].items())),
-        "interpolation": interp, "interpolation_description": _INTERPOLATION_TEXT.get(interp, interp),
+        "interpolation": interp, "interpolation_description": INTERPOLATION_DESCRIPTIONS.get(interp, interp),
         "ground_truth": proto["ground_truth"] or "not used (no CC/KLD/SIM/EMD)",
         "blur": {"ground_truth_from_fixations": gt_description(p),
                  "prediction": source.get("post_blur", "none (maps scored as given)")},

@@ -23,14 +23,28 @@ from .blur import gaussian_blur, mit_blur
 from .core import FixationSet, fixation_map, prepare_fixations, rescale_fixations
 from .distribution import cc, info_gain, kld, nss, sim
 from .emd import emd
-from .evaluator import SaliencyEvaluator, build_ground_truth, score_sample
+from .evaluator import (
+                        DEFAULT_EVAL_METRICS,
+                        KNOWN,
+                        SaliencyEvaluator,
+                        build_ground_truth,
+                        describe_baseline,
+                        gt_description,
+                        score_sample,
+)
 from .fast import ALL_METRICS, DEFAULT_METRICS, batch_metrics
 from .presets import PRESETS, MetricPreset, get_preset, preset_variant
+from .resize import MODE_DESCRIPTIONS as INTERPOLATION_DESCRIPTIONS
+from .resize import MODES as INTERPOLATION_MODES
 from .resize import imresize_scale, resize_prediction
 
 __all__ = [
     "ALL_METRICS",
+    "DEFAULT_EVAL_METRICS",
     "DEFAULT_METRICS",
+    "INTERPOLATION_DESCRIPTIONS",
+    "INTERPOLATION_MODES",
+    "KNOWN",
     "PRESETS",
     "CenterBias",
     "FixationSet",
@@ -44,10 +58,12 @@ __all__ = [
     "build_ground_truth",
     "cc",
     "center_bias_from_fixations",
+    "describe_baseline",
     "emd",
     "fixation_map",
     "gaussian_blur",
     "get_preset",
+    "gt_description",
     "imresize_scale",
     "info_gain",
     "kld",

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .core import FixationSet, as_maps, check_finite, is_constant, prepare_fixations, trapz_rows
+from .core import FixationSet, Scratch, as_maps, check_finite, is_constant, prepare_fixations, trapz_rows
 from .presets import MetricPreset, get_preset
 from .ranking import Thresholds, build_thresholds, pad_by_image, threshold_counts
 
@@ -58,14 +58,15 @@ def _exact_from_counts(thr_weight: torch.Tensor, lt: torch.Tensor, eq: torch.Ten
 
 def auc_exact_flat(flat: torch.Tensor, fs: FixationSet, negatives: str = "all_pixels", method: str = "auto", *,
                    lo: torch.Tensor | None = None, hi: torch.Tensor | None = None,
-                   thr: Thresholds | None = None) -> torch.Tensor:
+                   thr: Thresholds | None = None, scratch: Scratch | None = None) -> torch.Tensor:
     """Exact AUC on validated ``B x N`` rows (see :func:`auc_exact`).
 
-    ``lo``/``hi``: row extrema if known; ``thr``: thresholds already built from ``fs``.
+    ``lo``/``hi``: row extrema if known; ``thr``: thresholds already built from ``fs``;
+    ``scratch``: work buffers to reuse.
     """
     if thr is None:
         thr = build_thresholds(fs.values(flat), fs.image, fs.weight, fs.batch)
-    lt, eq = threshold_counts(flat, thr, method=method, lo=lo, hi=hi)
+    lt, eq = threshold_counts(flat, thr, method=method, lo=lo, hi=hi, scratch=scratch)
     return exact_auc_from_counts(flat, fs, thr, lt, eq, negatives)
 
 
@@ -139,9 +140,11 @@ def auc_judd(pred: Any, fixations: Any, preset: str | MetricPreset = "mit", jitt
     ``mit``: ``AUC_Judd.m`` — fixations as a binary map, tp = i/Nfix and
     fp = (#{S >= t_i} - i)/(Npix - Nfix) for the i-th largest fixated value, trapezoid area.
     ``pysaliency``: ``SaliencyMapModel.AUC_Judd`` — every fixation counts, tie-aware counts.
-    ``jitter=None`` uses the preset default (both references jitter by default: MIT adds
-    U(0,1)/1e7, pysaliency N(0,1)*1e-7 with seed 42); ``jitter=False`` is deterministic and
-    is what the reference CSV (``jitter=0``) uses. A constant map without jitter scores 0.5.
+    ``jitter=None`` uses the preset default: ``mit`` (and ``salicon``) are deterministic, as
+    ``AUC_Judd(..., jitter=0)`` (the reference CSV values); ``pysaliency`` jitters as
+    ``AUC_Judd(jitter=True)`` does (N(0,1)*1e-7, seed 42). ``jitter=True`` under ``mit``
+    adds MIT's own default tie-breaking noise U(0,1)/1e7, seeded with ``seed`` (default: the
+    preset's ``jitter_seed``) for every image. A constant map without jitter scores 0.5.
     """
     p = get_preset(preset)
     jitter = p.judd_jitter if jitter is None else bool(jitter)
@@ -211,9 +214,9 @@ def _threshold_grid(maxima: torch.Tensor, step: float, grid: str) -> torch.Tenso
     return torch.where(inside, values, torch.full_like(values, float("inf")))
 
 
-def _step_roc(pos: torch.Tensor, pos_w: torch.Tensor, samples: torch.Tensor, sample_w: torch.Tensor | None,
+def _step_rocs(pos: torch.Tensor, pos_w: torch.Tensor, samples: torch.Tensor, sample_w: torch.Tensor | None,
               step: float, grid: str) -> torch.Tensor:
-    """Mean AUC over splits: TP/FP at fixed thresholds, (0,0) and (1,1) added, trapezoid rule.
+    """AUC of every split (``(S,)``): TP/FP at fixed thresholds, (0,0) and (1,1) added, trapezoid rule.
 
     ``pos``: positive values (``P``) with weights; ``samples``: ``S x n`` negative values per
     split (weights ``S x n`` or ``None``). Counts use ``>=`` like every reference.
@@ -241,8 +244,7 @@ def _step_roc(pos: torch.Tensor, pos_w: torch.Tensor, samples: torch.Tensor, sam
     tp, fp = torch.flip(tp, [1]), torch.flip(fp, [1])
     zeros = torch.zeros((samples.shape[0], 1), dtype=dt, device=pos.device)
     ones = torch.ones_like(zeros)
-    aucs = trapz_rows(torch.cat([zeros, tp, ones], 1), torch.cat([zeros, fp, ones], 1))
-    return aucs.mean()
+    return trapz_rows(torch.cat([zeros, tp, ones], 1), torch.cat([zeros, fp, ones], 1))
 
 
 def _image_slices(fs: FixationSet) -> list[slice]:
@@ -282,7 +284,7 @@ def auc_borji(pred: Any, fixations: Any, preset: str | MetricPreset = "mit", n_s
         g = torch.Generator(device=flat.device).manual_seed(seed)
         idx = torch.randint(0, fs.num_pixels, (n_splits, n), generator=g, device=flat.device)
         samples = norm[b][idx]
-        out[b] = _step_roc(vals[sl], fs.weight[sl], samples, None, step, p.threshold_grid).to(dtype)
+        out[b] = _step_rocs(vals[sl], fs.weight[sl], samples, None, step, p.threshold_grid).mean().to(dtype)
     return out
 
 
@@ -339,14 +341,49 @@ def auc_shuffled(pred: Any, fixations: Any, other_fixations: Any, preset: str | 
             if not bool(k.any()):
                 continue
             samples, weights = ovals[k][None, :], other.weight[osl][k][None, :]
-            out[b] = _step_roc(vals[sl], fs.weight[sl], samples, weights, step, p.threshold_grid).to(dtype)
+            out[b] = _step_rocs(vals[sl], fs.weight[sl], samples, weights, step, p.threshold_grid).mean().to(dtype)
             continue
-        n_other = ovals.numel()
-        n_take = min(int(round(float(fs.total[b]))), n_other)
-        g = torch.Generator(device=flat.device).manual_seed(seed)
-        # a uniformly random subset per split (the first n_take of a random permutation in
-        # MATLAB): the n_take smallest of i.i.d. uniform keys, ~10x cheaper than randperm
-        keys = torch.rand((n_splits, n_other), generator=g, device=flat.device)
-        picks = keys.topk(n_take, dim=1, largest=False, sorted=False).indices
-        out[b] = _step_roc(vals[sl], fs.weight[sl], ovals[picks], None, step, p.threshold_grid).to(dtype)
+        n_take = min(int(round(float(fs.total[b]))), ovals.numel())
+        out[b] = subset_split_aucs(vals[sl], fs.weight[sl], ovals, n_take, n_splits, step, p.threshold_grid,
+                                   seed).mean().to(dtype)
     return out
+
+
+def subset_split_aucs(pos: torch.Tensor, pos_w: torch.Tensor, pool: torch.Tensor, n_take: int, n_splits: int,
+                      step: float, grid: str, seed: int) -> torch.Tensor:
+    """AUC of ``n_splits`` splits whose negatives are ``n_take`` values drawn without replacement from ``pool``.
+
+    ``pos``/``pos_w``: positive values and weights (min-max normalised map values);
+    ``step``/``grid``: the threshold grid (see :func:`_threshold_grid`). Returns ``(n_splits,)``.
+
+    MATLAB takes the first ``n_take`` of a random permutation of the pool per split. A
+    split's AUC depends on its negatives only through how many fall in each class of pool
+    values that every threshold the split can use treats alike: values with the same number
+    of grid points ``k * step`` at or below them, the same grid extent ``0:step:v``, and on
+    the same side of the largest positive; near a grid point, where the extent's last
+    threshold is clamped to the maximum itself, each distinct value is its own class. The
+    class counts of a draw without replacement follow the multivariate hypergeometric
+    distribution, which NumPy samples directly (seeded with ``seed``): the same distribution
+    of split AUCs as permuting the pool, at a cost independent of the pool size.
+    """
+    dt = torch.float64
+    pos, pool = pos.to(dt).cpu(), pool.to(dt).cpu()
+    top = max(float(pos.max()), float(pool.max()))
+    kmax = int(math.floor(top / step + 1 + _OCTAVE_RANGE_TOL)) + 1
+    points = torch.arange(kmax, dtype=dt) * step  # the grid values of _threshold_grid
+    below = torch.searchsorted(points, pool, right=True)
+    # the grid extent n a split with maximum v would use (same arithmetic as _threshold_grid)
+    extent = (torch.floor((pool + step) / step + _OCTAVE_RANGE_TOL) if grid == "octave"
+              else torch.ceil(pool / step)).to(torch.int64)
+    key = ((below * (kmax + 2) + extent) * 2 + (pool >= pos.max()).to(torch.int64))
+    clamped = (below < extent) if grid == "octave" else torch.zeros_like(below, dtype=torch.bool)
+    if bool(clamped.any()):  # the last threshold would be the value itself: one class per value
+        _, rank = torch.unique(pool[clamped], return_inverse=True)
+        key[clamped] = int(key.max()) + 1 + rank
+    _, cls, sizes = torch.unique(key, return_inverse=True, return_counts=True)
+    rep = torch.full((sizes.numel(),), -math.inf, dtype=dt).scatter_reduce_(0, cls, pool, "amax")
+    rng = np.random.Generator(np.random.PCG64(seed))
+    counts = torch.from_numpy(rng.multivariate_hypergeometric(sizes.numpy(), n_take, size=n_splits)).to(dt)
+    # classes a split did not draw must not set its maximum: -inf sorts below every threshold
+    samples = torch.where(counts > 0, rep[None, :], torch.full_like(counts, -math.inf))
+    return _step_rocs(pos, pos_w.cpu(), samples, counts, step, grid)

@@ -9,7 +9,7 @@ per entry (the fixation count, or 1 after duplicates collapse).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,12 +18,13 @@ import torch
 ArrayLike = Any  # torch.Tensor | np.ndarray | nested sequences
 
 
-def as_maps(x: ArrayLike, *, name: str, dtype: torch.dtype = torch.float64,
+def as_maps(x: ArrayLike, *, name: str, dtype: torch.dtype | None = torch.float64,
             device: torch.device | str | None = None) -> torch.Tensor:
     """Return ``x`` as a ``B x H x W`` floating tensor (``H x W`` becomes ``1 x H x W``).
 
     Integer inputs (8-bit maps) are cast to ``dtype`` first: the MIT code on uint8 maps
     gives wrong AUC values through integer arithmetic (metrics.md pitfall 12).
+    ``dtype=None`` keeps the input's dtype (for callers that convert chunk by chunk).
     """
     if isinstance(x, np.ndarray):
         # read-only arrays (e.g. memory-mapped or cached) are copied: torch wants writable memory
@@ -97,6 +98,8 @@ class Scratch:
 
     def __init__(self) -> None:
         self._bufs: dict[str, torch.Tensor] = {}
+        #: constant tensors built once per batch (e.g. index patterns)
+        self.cached: dict[str, torch.Tensor] = {}
 
     def get(self, key: str, like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
         """A buffer shaped like ``like`` (rows may be fewer than the first request's)."""
@@ -149,28 +152,59 @@ class FixationSet:
     batch: int
     height: int
     width: int
+    _offsets: list[int] | None = field(default=None, repr=False, compare=False)
+    _keys: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    _unit: bool | None = field(default=None, repr=False, compare=False)
 
     @property
     def num_pixels(self) -> int:
         return self.height * self.width
 
+    @property
+    def offsets(self) -> list[int]:
+        """Entry offsets: image ``b``'s entries are ``offsets[b]:offsets[b + 1]``."""
+        if self._offsets is None:
+            counts = torch.bincount(self.image, minlength=self.batch)
+            self._offsets = [0, *torch.cumsum(counts, 0).tolist()]
+        return self._offsets
+
+    @property
+    def unit_weights(self) -> bool:
+        """Every entry has weight 1 (coordinates, or collapsed duplicates)."""
+        if self._unit is None:
+            self._unit = bool((self.weight == 1).all())
+        return self._unit
+
+    @property
+    def keys(self) -> torch.Tensor:
+        """Flat index of every entry into the ``B * H * W`` batch (``image * H * W + flat``)."""
+        if self._keys is None:
+            self._keys = self.image * self.num_pixels + self.flat
+        return self._keys
+
     def rows(self, start: int, stop: int) -> FixationSet:
         """The fixations of images ``start:stop`` (entries are grouped by image, so a slice)."""
         if (start, stop) == (0, self.batch):
             return self
-        bounds = torch.searchsorted(self.image, torch.tensor([start, stop], device=self.image.device))
-        a, b = int(bounds[0]), int(bounds[1])
+        a, b = self.offsets[start], self.offsets[stop]
         return FixationSet(self.image[a:b] - start, self.flat[a:b], self.weight[a:b], self.total[start:stop],
                            stop - start, self.height, self.width)
 
     def values(self, flat_maps: torch.Tensor) -> torch.Tensor:
         """Map values at every entry, from ``B x (H*W)`` maps."""
-        return flat_maps.reshape(-1).index_select(0, self.image * self.num_pixels + self.flat)
+        return flat_maps.reshape(-1).index_select(0, self.keys)
 
     def per_image_sum(self, x: torch.Tensor) -> torch.Tensor:
         """Sum of per-entry values ``x`` within each image -> ``(B,)`` (accumulated in float64)."""
-        out = torch.zeros(self.batch, dtype=torch.float64, device=x.device)
-        return out.index_add_(0, self.image, x.to(torch.float64)).to(x.dtype)
+        if x.device.type != "cpu" or x.requires_grad or not x.numel():
+            out = torch.zeros(self.batch, dtype=torch.float64, device=x.device)
+            return out.index_add_(0, self.image, x.to(torch.float64)).to(x.dtype)
+        # entries are grouped by image: segment sums, several times cheaper than index_add_ on the CPU
+        offsets = np.asarray(self.offsets)
+        filled = offsets[1:] > offsets[:-1]  # reduceat would return an element for an empty segment
+        out = np.zeros(self.batch)
+        out[filled] = np.add.reduceat(x.detach().to(torch.float64).contiguous().numpy(), offsets[:-1][filled])
+        return torch.from_numpy(out).to(x.dtype)
 
     def collapsed(self) -> FixationSet:
         """Distinct fixated pixels with weight 1 (a binary fixation map)."""
@@ -179,12 +213,14 @@ class FixationSet:
         if cells <= (1 << 28):  # a pixel mask is cheaper than sorting the keys
             mask = torch.zeros(cells, dtype=torch.bool, device=keys.device)
             mask[keys] = True
-            uniq = torch.nonzero(mask)[:, 0]
+            # NumPy's flatnonzero is several times torch.nonzero's speed on the CPU
+            uniq = (torch.from_numpy(np.flatnonzero(mask.numpy())) if mask.device.type == "cpu"
+                    else torch.nonzero(mask)[:, 0])
         else:
             uniq = torch.unique(keys)
         image = torch.div(uniq, self.num_pixels, rounding_mode="floor")
         weight = torch.ones(uniq.numel(), dtype=self.weight.dtype, device=uniq.device)
-        total = torch.zeros(self.batch, dtype=self.weight.dtype, device=uniq.device).index_add_(0, image, weight)
+        total = torch.bincount(image, minlength=self.batch).to(self.weight.dtype)
         return FixationSet(image, uniq - image * self.num_pixels, weight, total, self.batch, self.height, self.width)
 
     def count_map(self) -> torch.Tensor:
@@ -228,6 +264,28 @@ def _coords_to_pixels(xy: torch.Tensor, height: int, width: int, rounding: str, 
             f"y={float(xy[k, 1]):.6g}) lies outside the {height} x {width} map (0-based (x, y) coordinates "
             f"with {rounding!r} pixel rounding expected; convert 1-based dataset coordinates in the loader)")
     return py * width + px
+
+
+def _pixels_in_bounds(xy: np.ndarray, height: int, width: int, rounding: str) -> np.ndarray | None:
+    """Flat pixel indices (int64) of ``N x 2`` 0-based ``(x, y)``, or ``None`` if any point is invalid.
+
+    The fast path of :func:`_coords_to_pixels` (same pixels): a few vectorised NumPy passes,
+    with the bounds checked on the column extrema (NaN fails every comparison).
+    """
+    if not len(xy):
+        return np.zeros(0, dtype=np.int64)
+    x, y = np.ascontiguousarray(xy.T)
+    lower = 0.0 if rounding == "floor" else -0.5
+    if not (x.min() >= lower and x.max() < width and y.min() >= lower and y.max() < height):
+        return None
+    if rounding == "floor":
+        px, py = np.floor(x), np.floor(y)
+    else:  # half up; [W - 0.5, W) rounds to W and is clipped to the last pixel, as in _coords_to_pixels
+        px = np.minimum(np.floor(x + 0.5), width - 1)
+        py = np.minimum(np.floor(y + 0.5), height - 1)
+    py *= width
+    py += px
+    return py.astype(np.int64)
 
 
 def _looks_like_count_map(fix: Any, shape: tuple[int, int, int]) -> bool:
@@ -277,10 +335,17 @@ def prepare_fixations(fixations: Any, shape: tuple[int, int, int], *, rounding: 
                                  f"got {tuple(a.shape)}")
             arrays.append(a)
         counts = np.array([len(a) for a in arrays], dtype=np.int64)
-        xy = torch.from_numpy(np.concatenate(arrays) if arrays else np.zeros((0, 2))).to(device)
-        image = torch.repeat_interleave(torch.arange(b, device=xy.device), torch.from_numpy(counts).to(xy.device))
-        flat = _coords_to_pixels(xy, h, w, rounding, metric=metric, image=image)
+        xy_np = np.concatenate(arrays) if arrays else np.zeros((0, 2))
+        image = torch.repeat_interleave(torch.arange(b), torch.from_numpy(counts)).to(device)
+        flat_np = _pixels_in_bounds(xy_np, h, w, rounding)
+        if flat_np is None:  # something is out of bounds or not finite: find it and say so
+            flat = _coords_to_pixels(torch.from_numpy(xy_np).to(device), h, w, rounding, metric=metric, image=image)
+        else:
+            flat = torch.from_numpy(flat_np).to(device)
         weight = torch.ones(flat.numel(), dtype=dtype, device=flat.device)
+        total = torch.from_numpy(counts).to(device=device, dtype=dtype)
+        fs = FixationSet(image, flat, weight, total, b, h, w)
+        return fs.collapsed() if collapse else fs
     total = torch.zeros(b, dtype=dtype, device=weight.device).index_add_(0, image, weight)
     fs = FixationSet(image, flat, weight, total, b, h, w)
     return fs.collapsed() if collapse else fs

@@ -30,11 +30,16 @@ from .emd import emd
 from .presets import MetricPreset, get_preset
 from .resize import resize_prediction
 
+#: metrics ``score_sample`` computes when none are named (sAUC and IG only with their inputs)
 DEFAULT_EVAL_METRICS = ("AUC_Judd", "AUC_Borji", "sAUC", "NSS", "CC", "KLD", "SIM", "IG")
+#: every metric name ``score_sample`` and :class:`SaliencyEvaluator` accept
 KNOWN = ("AUC_Judd", "AUC_Borji", "sAUC", "AUC", "NSS", "CC", "KLD", "SIM", "IG", "EMD")
+# add(..., baseline=_UNSET) keeps the evaluator's own baseline
+_UNSET: Any = object()
 
 
 def gt_description(p: MetricPreset) -> str:
+    """How the preset builds the empirical map from fixations (for protocol reports)."""
     if p.gt_blur == "antonio":
         return f"MIT antonioGaussian fc={p.gt_blur_fc:g} cycles/image of the binary fixation map"
     if p.gt_blur == "gaussian":
@@ -126,6 +131,7 @@ def score_sample(pred_map: Any, sample: SaliencySample, preset: str | MetricPres
 
 
 def describe_baseline(baseline: Any) -> str:
+    """One line naming an IG baseline (for protocol reports)."""
     if baseline is None:
         return "none (IG not scored)"
     if isinstance(baseline, str):
@@ -137,7 +143,12 @@ def describe_baseline(baseline: Any) -> str:
 
 @dataclass
 class SaliencyEvaluator:
-    """Accumulate per-image metric rows under one protocol; write CSV + JSON atomically."""
+    """Accumulate per-image metric rows under one protocol; write CSV + JSON atomically.
+
+    ``baseline`` is the IG baseline for every image unless :meth:`add` is given one for
+    that image (e.g. a centre bias built at each stimulus' size); the summary names every
+    baseline used.
+    """
 
     preset: str | MetricPreset = "mit"
     metrics: tuple[str, ...] | None = None
@@ -151,15 +162,26 @@ class SaliencyEvaluator:
     negatives: str | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
     _gt_sources: set[str] = field(default_factory=set)
+    _baselines: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._preset = get_preset(self.preset)
 
-    def add(self, pred_map: Any, sample: SaliencySample, other_fixations: Any = None) -> dict[str, Any]:
-        """Score one stimulus and keep its row (``name``, size, fixation count, metric values)."""
-        values = score_sample(pred_map, sample, self._preset, self.metrics, self.baseline, other_fixations,
+    def add(self, pred_map: Any, sample: SaliencySample, other_fixations: Any = None, *,
+            baseline: Any = _UNSET) -> dict[str, Any]:
+        """Score one stimulus and keep its row (``name``, size, fixation count, metric values).
+
+        ``baseline``: the IG baseline for this image (a map at the stimulus size, a
+        :class:`CenterBias` or ``"uniform"``); omitted, the evaluator's ``baseline`` is used.
+        """
+        base = self.baseline if baseline is _UNSET else baseline
+        values = score_sample(pred_map, sample, self._preset, self.metrics, base, other_fixations,
                               interpolation=self.interpolation, gt_source=self.gt_source,
                               judd_jitter=self.judd_jitter, seed=self.seed)
+        if "IG" in values:
+            described = describe_baseline(base)
+            if described not in self._baselines:
+                self._baselines.append(described)
         if any(m in values for m in ("CC", "KLD", "SIM", "EMD")):
             self._gt_sources.add("dataset density" if (sample.density is not None and self.gt_source != "fixations")
                                  else gt_description(self._preset))
@@ -192,7 +214,7 @@ class SaliencyEvaluator:
             "evaluation_size": "native stimulus resolution",
             "interpolation": interp,
             "ground_truth": sorted(self._gt_sources) or None,
-            "baseline": describe_baseline(self.baseline),
+            "baseline": "; ".join(self._baselines) if self._baselines else describe_baseline(self.baseline),
             "sauc_negatives": self.negatives or {"sampled": f"other-image fixations, binary, {p.sauc_splits} "
                                                             f"splits of min(Nfix, Nother)",
                                                  "exact": "all fixations of the other images, duplicates kept",

@@ -9,7 +9,11 @@ The three references (see ``../shared/docs/metrics.md``):
 ``mit``
     The MIT Saliency Benchmark MATLAB code (``cvzoya/saliency`` ``code_forMetrics``,
     commit 5951cdc). Reproduces its deterministic values to 1e-6 (tested against GNU
-    Octave output on real SALICON maps).
+    Octave output on real SALICON maps), AUC-Judd included: it is a deterministic metric
+    and scores as ``AUC_Judd(..., jitter=0)`` by default. MIT's own default ``jitter=1``
+    (``+ U(0,1) * 1e-7`` per pixel to break ties) is an option (``jitter=True``,
+    ``judd_jitter=True``), seeded; the randomly sampled AUC-Borji and sAUC agree with the
+    MATLAB code within their sampling spread.
 ``pysaliency``
     ``matthias-k/pysaliency`` (v0.2.22 functions ``CC``, ``NSS``, ``SIM``, ``MIT_KLDiv``,
     ``SaliencyMapModel.AUC``/``AUC_Judd``) as used by the Tuebingen benchmark for
@@ -41,7 +45,8 @@ SALICON_FIXES: tuple[str, ...] = (
     "coordinates: SALICON annotations are 1-based [row, col]; kdnas expects 0-based (x, y) from the loader",
     "KLD/SIM/IG: the public SALICON API has no KLD, SIM or IG (its KL is a stub); this preset uses the "
     "MIT definitions for them",
-    "AUC-Judd: not in the SALICON API; this preset uses the MIT definition",
+    "AUC-Judd: not in the SALICON API; this preset uses the MIT definition, deterministic by default like "
+    "mit (jitter=True for MIT's tie-breaking jitter)",
 )
 
 
@@ -88,10 +93,12 @@ class MetricPreset:
     #: "mit" (AUC_Judd.m: tp = i/Nfix, fp = (#S>=t_i - i)/(Npix - Nfix)) or "exact_ties"
     #: (pysaliency thresholds='fixations': tie-aware counts at each distinct fixated value)
     judd_rule: str = "mit"
-    #: default jitter (MIT default jitter=1; pysaliency AUC_Judd jitter=True)
+    #: jitter AUC-Judd by default: ``mit``/``salicon`` no (AUC-Judd is deterministic; MIT's
+    #: own ``jitter=1`` is opt-in), ``pysaliency`` yes (``AUC_Judd(jitter=True)``, seed 42)
     judd_jitter: bool = True
-    #: "uniform" (MIT: + U(0,1)/1e7 per pixel, kdnas torch generator per image) or
-    #: "numpy_normal_stream" (pysaliency: + N(0,1)*1e-7 from one numpy RandomState over the batch)
+    #: "uniform" (MIT: + U(0,1)/1e7 per pixel, torch generator seeded with jitter_seed (or the
+    #: call's seed) per image) or "numpy_normal_stream" (pysaliency: + N(0,1)*1e-7 from one
+    #: numpy RandomState over the batch)
     jitter_kind: str = "uniform"
     jitter_size: float = 1e-7
     jitter_seed: int = 0
@@ -154,7 +161,7 @@ MIT = MetricPreset(
     ig_eps=MATLAB_EPS,
     ig_minmax=True,
     judd_rule="mit",
-    judd_jitter=True,
+    judd_jitter=False,
     jitter_kind="uniform",
     jitter_seed=0,
     borji_splits=100,
@@ -175,12 +182,17 @@ MIT = MetricPreset(
         "predictions are resized with MATLAB imresize semantics (bicubic a=-0.5, antialiasing when "
         "shrinking, symmetric edges); Octave image>=2.14 differs only when shrinking by a non-integer factor "
         "(use interpolation='bicubic_octave' to reproduce Octave there)",
-        "AUC-Judd default jitter=True adds U(0,1)/1e7 per pixel from a torch generator seeded per image; "
-        "pass jitter=False for the deterministic variant",
-        "AUC-Borji/sAUC draw from a torch generator seeded per image (not MATLAB's rand): values agree "
-        "with the MATLAB code within sampling spread (~0.001), not digit for digit",
+        "AUC-Judd is deterministic by default, as AUC_Judd(..., jitter=0) (the reference values); MIT's own "
+        "default jitter=1 adds U(0,1)/1e7 per pixel to break ties: jitter=True (judd_jitter=True) does so "
+        "from a torch generator seeded per image",
+        "AUC-Borji draws from a torch generator seeded per image, sAUC from a NumPy generator seeded per "
+        "image (not MATLAB's rand): values agree with the MATLAB code within sampling spread (~0.001), not "
+        "digit for digit. sAUC draws each split's min(Nfix, Nother) negatives without replacement by "
+        "sampling how many fall in each threshold class (multivariate hypergeometric), the distribution of "
+        "MATLAB's randperm subset",
         "a constant prediction gives NaN for NSS, CC and SIM (MATLAB divides by zero) and 0.5 for every "
-        "AUC (MATLAB's min-max turns it into NaN and returns an arbitrary number)",
+        "AUC (MATLAB's min-max turns it into NaN and returns an arbitrary number); a map that is constant "
+        "as given stays exactly constant through resizing (no ~1e-16 interpolation noise)",
         "KLD is NaN where MATLAB would return a complex number (a negative prediction value under a "
         "fixated ground-truth pixel, e.g. bicubic overshoot)",
         "EMD: MIT EMD.m is broken at HEAD; kdnas solves the same problem exactly with POT (see emd())",
@@ -250,7 +262,7 @@ SALICON = MetricPreset(
     ig_eps=MATLAB_EPS,
     ig_minmax=True,
     judd_rule="mit",
-    judd_jitter=True,
+    judd_jitter=False,
     jitter_kind="uniform",
     borji_splits=1,
     borji_step=0.01,
@@ -325,7 +337,7 @@ def get_preset(preset: str | MetricPreset) -> MetricPreset:
 
 
 def preset_variant(base: str | MetricPreset, name: str, **changes: Any) -> MetricPreset:
-    """A named variant of a preset (e.g. ``preset_variant("mit", "mit_nojitter", judd_jitter=False)``)."""
+    """A named variant of a preset (e.g. ``preset_variant("mit", "mit_jitter", judd_jitter=True)``)."""
     return validate_preset(replace(get_preset(base), name=name, **changes))
 
 

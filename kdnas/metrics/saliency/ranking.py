@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .core import Scratch
@@ -78,6 +79,8 @@ def build_thresholds(values: torch.Tensor, image: torch.Tensor, weight: torch.Te
     ints = _integer_thresholds(values, image, weight, batch)
     if ints is not None:
         return ints
+    if batch == 1 and values.device.type == "cpu" and values.numel():
+        return _row_thresholds(values, weight)
     padded, w, counts = pad_by_image(values, image, weight, batch, float("inf"))
     srt, perm = torch.sort(padded, dim=1)  # tie order is irrelevant: ties are aggregated
     w_sorted = torch.gather(w, 1, perm)
@@ -97,6 +100,25 @@ def build_thresholds(values: torch.Tensor, image: torch.Tensor, weight: torch.Te
     pw.scatter_add_(1, col, torch.where(valid, w_sorted, torch.zeros_like(w_sorted)))
     return Thresholds(vals[:, :mmax].contiguous(), pw[:, :mmax].contiguous(), m,
                       torch.where(valid, uidx, torch.full_like(uidx, -1)), counts)
+
+
+def _row_thresholds(values: torch.Tensor, weight: torch.Tensor) -> Thresholds:
+    """:func:`build_thresholds` for one image on the CPU: a NumPy sort, no padding (same result)."""
+    a, w = values.detach().numpy(), weight.detach().numpy()
+    unit = bool((w == 1).all())
+    order = None if unit else np.argsort(a, kind="stable")
+    s = np.sort(a) if unit else a[order]
+    new = np.ones(len(s), dtype=bool)
+    new[1:] = s[1:] != s[:-1]
+    starts = np.flatnonzero(new)
+    if unit:  # summed weight = run length
+        summed = np.diff(np.append(starts, len(s))).astype(w.dtype)
+    else:
+        summed = np.add.reduceat(w[order], starts)
+    entry_index = np.cumsum(new) - 1  # distinct index of each positive, in ascending order
+    m, k = len(starts), len(s)
+    return Thresholds(torch.from_numpy(s[starts]).view(1, m), torch.from_numpy(summed).view(1, m),
+                      torch.tensor([m]), torch.from_numpy(entry_index).view(1, k), torch.tensor([k]))
 
 
 def _integer_thresholds(values: torch.Tensor, image: torch.Tensor, weight: torch.Tensor,
@@ -132,14 +154,18 @@ def _integer_thresholds(values: torch.Tensor, image: torch.Tensor, weight: torch
     return Thresholds(vals, pw, m, entry_index, counts)
 
 
-def _keys(v: torch.Tensor, lo: torch.Tensor, scale: torch.Tensor, nbins: int) -> torch.Tensor:
-    """Bin key ``row * nbins + trunc(min(v * scale - lo * scale, nbins - 1))`` of every value, int32.
+def _keys(v: torch.Tensor, lo: torch.Tensor, scale: torch.Tensor, nbins: int,
+          scratch: Scratch | None = None) -> torch.Tensor:
+    """Bin key ``row * nbins + trunc(min((v - lo) * scale, nbins - 1))`` of every value, int32.
 
-    Monotone non-decreasing in ``v`` within a row (a product and a sum with fixed operands,
-    clamping and truncation all preserve order), so ``u <= v`` implies ``key(u) <= key(v)``.
+    Monotone non-decreasing in ``v`` within a row: a subtraction and a product, each
+    correctly rounded (two separate kernels, so no fused multiply-add that a vectorised and a
+    scalar loop might apply differently), then clamping and truncation all preserve order,
+    so ``u <= v`` implies ``key(u) <= key(v)`` for thresholds and pixels alike.
     """
-    x = torch.addcmul((-lo * scale)[:, None], v, scale[:, None])
-    key = x.clamp_(min=0, max=nbins - 1).to(torch.int32)  # min: padded values may lie below lo
+    x = torch.sub(v, lo[:, None], out=None if scratch is None else scratch.get("rank:x", v))
+    x.mul_(scale[:, None]).clamp_(min=0, max=nbins - 1)  # min: padded values may lie below lo
+    key = x.to(torch.int32) if scratch is None else scratch.get("rank:key", v, torch.int32).copy_(x)
     if v.shape[0] > 1:
         key += torch.arange(v.shape[0], device=v.device, dtype=torch.int32)[:, None] * nbins
     return key
@@ -171,18 +197,39 @@ class _Lut:
         inf = thr.new_full((batch, 1 << self.steps), float("inf"))
         self.ext = torch.cat([thr.new_full((1,), float("inf")), torch.cat([thr, inf], dim=1).flatten()])
 
-    def rank(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(row * width + #{u <= v}, v == u_{r-1})`` for ``v`` with one row per table row."""
-        pos = self.first.index_select(0, _keys(v, self.lo, self.scale, self.nbins).flatten())
-        vf = v.flatten()
+    def rank(self, v: torch.Tensor, scratch: Scratch | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(row * width + #{u <= v}, v == u_{r-1})`` for ``v`` with one row per table row.
+
+        ``scratch``: reusable work buffers (every pass then writes into warm memory).
+        """
+        vf = v.reshape(-1)
+        key = _keys(v, self.lo, self.scale, self.nbins, scratch).view(-1)
+        if scratch is None:
+            pos, probe, hit = self.first.index_select(0, key), None, None
+        else:
+            pos = torch.index_select(self.first, 0, key, out=scratch.get("rank:pos", v, torch.int32).view(-1))
+            probe = scratch.get("rank:probe", v).view(-1)
+            hit = scratch.get("rank:hit", v, torch.bool).view(-1)
+        # NumPy's comparisons into a bool buffer are ~3x torch's on the CPU
+        compare = _numpy_compare if (hit is not None and v.device.type == "cpu") else _torch_compare
         for s in reversed(range(self.steps)):
             # thresholds past the value's bin are > v, so this lower-bound search is exact;
             # ext is shifted by one (+inf in front), so ext[pos + step] is threshold pos + step - 1
             step = 1 << s
-            hit = self.ext[step:].index_select(0, pos) <= vf
-            pos.add_(hit, alpha=step)
-        eq = self.ext.index_select(0, pos) == vf  # ext[pos] is threshold pos - 1 (+inf before row 0)
+            pos.add_(compare("le", torch.index_select(self.ext[step:], 0, pos, out=probe), vf, hit), alpha=step)
+        # ext[pos] is threshold pos - 1 (+inf before row 0)
+        eq = compare("eq", torch.index_select(self.ext, 0, pos, out=probe), vf, hit)
         return pos.view_as(v), eq.view_as(v)
+
+
+def _torch_compare(op: str, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+    return getattr(torch, op)(a, b, out=out)
+
+
+def _numpy_compare(op: str, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    fn = np.less_equal if op == "le" else np.equal
+    fn(a.numpy(), b.detach().numpy(), out=out.numpy())
+    return out
 
 
 def _rank_search(v: torch.Tensor, thr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -253,43 +300,55 @@ class RankCounter:
             key = k.flatten()
         else:
             if self.lut is not None:
-                pos, is_eq = self.lut.rank(v)
+                pos, is_eq = self.lut.rank(v, scratch)
             else:
                 pos, is_eq, _ = _rank_search(v, self.thr.values)
-            key = torch.add(is_eq, pos, alpha=2).flatten()  # one histogram over (rank, equal) pairs
+            # one histogram over (rank, equal) pairs
+            key = torch.add(is_eq, pos, alpha=2, out=pos if scratch is not None else None).flatten()
         counts = torch.bincount(key, weights=w, minlength=self.hist.numel())
         self.hist += counts
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(lt, eq)``: ``B x M`` negative weight below / equal to each threshold."""
         if self.levels is not None:
-            hist = self.hist.view(self.batch, self.levels).to(self.dtype)
-            below = torch.cumsum(hist, dim=1) - hist  # weight strictly below each level
-            vals = self.thr.values
-            valid = vals.isfinite()
-            lvl = torch.where(valid, vals - self.lo[:, None], torch.zeros_like(vals)).to(torch.int64)
-            lvl = lvl.clamp_(0, self.levels - 1)
-            total = hist.sum(dim=1, keepdim=True)
-            lt = torch.where(valid, below.gather(1, lvl), total.expand_as(lvl))
-            eq = torch.where(valid, hist.gather(1, lvl), torch.zeros_like(lt))
-            return lt, eq
+            return level_counts(self.hist.view(self.batch, self.levels).to(self.dtype), self.thr.values, self.lo)
         hist = self.hist.view(self.batch, self.width, 2).to(self.dtype)
         lt = torch.cumsum(hist.sum(dim=2), dim=1)[:, :self.mmax]
         return lt, hist[:, 1:self.mmax + 1, 1].contiguous()
 
 
+def level_counts(hist: torch.Tensor, thr_values: torch.Tensor,
+                 lo: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(lt, eq)`` at each threshold from per-row histograms over integer levels.
+
+    ``hist``: ``B x L`` weight of the values ``lo + l`` (``lo`` per row, 0 if ``None``);
+    ``thr_values``: ``B x M`` integer thresholds in that range, ``+inf`` on padding (which
+    gets ``lt`` = the row total and ``eq`` = 0). Returns two ``B x M`` tensors in ``hist``'s dtype.
+    """
+    below = torch.cumsum(hist, dim=1) - hist  # weight strictly below each level
+    valid = thr_values.isfinite()
+    shifted = thr_values if lo is None else thr_values - lo[:, None]
+    lvl = torch.where(valid, shifted, torch.zeros_like(thr_values)).to(torch.int64).clamp_(0, hist.shape[1] - 1)
+    total = hist.sum(dim=1, keepdim=True)
+    lt = torch.where(valid, below.gather(1, lvl), total.expand_as(lvl))
+    eq = torch.where(valid, hist.gather(1, lvl), torch.zeros_like(lt))
+    return lt, eq
+
+
 def threshold_counts(v: torch.Tensor, thr: Thresholds, *, weight: torch.Tensor | None = None,
                      lo: torch.Tensor | None = None, hi: torch.Tensor | None = None,
-                     method: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+                     method: str = "auto", scratch: Scratch | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Negative weight strictly below (``lt``) and equal to (``eq``) each distinct positive value.
 
     ``v``: ``B x N`` negative values (e.g. all pixels); ``weight``: ``B x N`` or ``None``
     (weight 1). ``lo``/``hi``: per-image bounds of ``v`` and of the thresholds (computed if
     omitted). ``method``: ``"auto"`` (direct histogram for integer-valued maps with a small
     range, else LUT), ``"lut"`` or ``"search"`` (``torch.searchsorted``); all are exact.
-    Returns two ``B x M`` tensors in ``v``'s dtype.
+    Returns two ``B x M`` tensors in ``v``'s dtype. ``scratch``: work buffers to reuse
+    (a fresh pool per call when omitted).
     """
     batch, n = v.shape
+    scratch = Scratch() if scratch is None else scratch
     if lo is None or hi is None:
         lo, hi = v.amin(dim=1), v.amax(dim=1)
     levels = integer_levels(v, lo, hi) if method == "auto" else None
@@ -300,6 +359,6 @@ def threshold_counts(v: torch.Tensor, thr: Thresholds, *, weight: torch.Tensor |
         e = min(batch, s + rows)
         counter = RankCounter(thr.rows(s, e), lo[s:e], hi[s:e], levels=levels,
                               method="search" if method == "search" else "lut")
-        counter.add(v[s:e], None if weight is None else weight[s:e])
+        counter.add(v[s:e], None if weight is None else weight[s:e], scratch)
         lt[s:e], eq[s:e] = counter.result()
     return lt, eq

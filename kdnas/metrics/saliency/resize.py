@@ -40,6 +40,16 @@ from .core import as_maps, check_finite
 from .presets import MetricPreset, get_preset
 
 MODES = ("bicubic_matlab", "bicubic_octave", "bicubic_noaa", "bilinear_zoom", "cubic_zoom", "bilinear", "nearest")
+#: one line per interpolation mode, for reports (``resize_prediction`` documents them in full)
+MODE_DESCRIPTIONS: dict[str, str] = {
+    "bicubic_matlab": "MATLAB imresize bicubic (a=-0.5, antialiased when shrinking, symmetric edges)",
+    "bicubic_octave": "GNU Octave imresize bicubic (antialias weights not renormalised)",
+    "bicubic_noaa": "MATLAB imresize bicubic without antialiasing",
+    "bilinear_zoom": "scipy.ndimage.zoom order=1, mode='nearest' (pysaliency ResizingSaliencyMapModel)",
+    "cubic_zoom": "scipy.ndimage.zoom order=3 (SALICON API)",
+    "bilinear": "torch bilinear, align_corners=False",
+    "nearest": "torch nearest-exact",
+}
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:
@@ -116,12 +126,19 @@ def _resize_zoom(maps: torch.Tensor, size: tuple[int, int], order: int, mode: st
 
 
 def resize_prediction(pred: Any, size: tuple[int, int], mode: str | None = None, *,
-                      preset: str | MetricPreset = "mit", dtype: torch.dtype = torch.float64) -> torch.Tensor:
+                      preset: str | MetricPreset = "mit", dtype: torch.dtype = torch.float64,
+                      keep_constant: bool = True) -> torch.Tensor:
     """Resize ``B x H x W`` (or ``H x W``) predictions to ``size = (height, width)``.
 
     ``mode`` defaults to the preset's interpolation (``mit``: ``bicubic_matlab``,
     ``pysaliency``: ``bilinear_zoom``, ``salicon``: ``cubic_zoom``); see the module docstring.
     A map already at ``size`` is returned unchanged (cast to ``dtype``).
+
+    A map that is constant as given stays exactly constant (``keep_constant``, default):
+    interpolation would otherwise add ~1e-16 rounding noise (MATLAB's normalised kernels) or
+    bend it at the borders (Octave's unnormalised shrink, SALICON's zero-padded spline), and a
+    constant prediction would no longer score the documented constant-map values (e.g. NSS
+    NaN under ``mit``). Constancy is tested exactly, on the map before resizing.
     """
     mode = get_preset(preset).interpolation if mode is None else mode
     if mode not in MODES:
@@ -133,6 +150,17 @@ def resize_prediction(pred: Any, size: tuple[int, int], mode: str | None = None,
         raise ValueError(f"resize_prediction: target size must be positive, got {size}")
     if tuple(maps.shape[1:]) == size:
         return maps
+    out = _resize(maps, size, mode)
+    if keep_constant:
+        flat = maps.flatten(1)
+        const = flat.amin(dim=1) == flat.amax(dim=1)
+        if bool(const.any()):
+            out[const] = flat[const, :1, None].expand(-1, size[0], size[1]).to(out.dtype)
+    return out
+
+
+def _resize(maps: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    """``B x H x W`` maps resized with one of :data:`MODES`."""
     if mode == "bicubic_matlab":
         return _resize_matrix(maps, size, antialias=True, normalize=True)
     if mode == "bicubic_octave":
