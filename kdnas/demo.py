@@ -122,7 +122,7 @@ def _summarise(sal, teacher, student_kd, student_nokd) -> dict[str, Any]:
 
 def _costs(run) -> dict[str, Any]:
     c = run["models"]["model"]["costs"]
-    return {"params": c["params"], "macs": c["macs"], "input_size": c["input_size"]}
+    return {"params": c["params"], "macs": c["macs"], "input_size": c["working_size"]}
 
 
 def _plots_and_report(out: Path, summary: dict, sal, teacher, student_kd, student_nokd) -> None:
@@ -188,7 +188,7 @@ def _report_markdown(s: dict[str, Any]) -> str:
               "![saliency overlays](plots/saliency_overlays.png)", "",
               "## Chest X-ray: teacher -> EEEA-Net-C2 distillation", "",
               f"Protocol: {cxr['protocol']['metric']}; {cxr['protocol']['data']}.", "",
-              "| model | mean AUROC | params | MACs | input |", "|---|---|---|---|---|",
+              "| model | mean AUROC | params | MACs | input (px) |", "|---|---|---|---|---|",
               f"| teacher (ResNet-18) | {cxr['teacher_auc']:.3f} | {cxr['teacher']['params'] / 1e6:.2f} M | "
               f"{cxr['teacher']['macs'] / 1e6:.1f} M | {cxr['teacher']['input_size']} |",
               f"| EEEA-Net-C2 + KD | {cxr['student_kd_auc']:.3f} | {cxr['student']['params'] / 1e6:.2f} M | "

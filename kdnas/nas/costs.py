@@ -41,6 +41,9 @@ def profile_model(model: nn.Module, input_size: tuple[int, ...], **forward_kwarg
     stats: dict[str, Any] = dict(count_parameters(model))
     stats["macs"] = count_macs(model, input_size, **forward_kwargs)
     stats["input_size"] = list(input_size)
+    # the resolution the network really runs at (input adapters and SalNAS subnets resize internally)
+    working = getattr(model, "input_size", None) or getattr(model, "resolution", None)
+    stats["working_size"] = list(working) if working is not None else list(input_size[-2:])
     stats["mac_counter"] = MAC_COUNTER
     stats["torch"] = torch.__version__
     return stats
