@@ -52,3 +52,19 @@ def tiny_saliency_run(kdnas_cache, tmp_path_factory) -> Path:
         "train.epochs": 1, "data.builtin": {"n_images": 32, "size": [48, 64], "seed": 0},
         "train.batch_size": 8, "train.bn_calibration.num_images": 8, "train.tensorboard": False})
     return out
+
+
+@pytest.fixture(scope="session")
+def salicon_fixations(shared_data) -> tuple[list[int], list]:
+    """The 10 SALICON example images' ids (sorted) and every annotated point (duplicates kept), parsed
+    independently of kdnas's loaders: 1-based [row, col] -> 0-based (x, y)."""
+    import json
+
+    import numpy as np
+
+    ann = json.loads((shared_data / "saliency/salicon/annotations/fixations_train2014examples.json").read_text())
+    ids = sorted(im["id"] for im in ann["images"])
+    points: dict[int, list] = {i: [] for i in ids}
+    for a in ann["annotations"]:
+        points[a["image_id"]] += a["fixations"]
+    return ids, [np.array([[c - 1, r - 1] for r, c in points[i]], dtype=np.float64) for i in ids]

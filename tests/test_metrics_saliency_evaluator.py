@@ -34,24 +34,20 @@ from kdnas.metrics.saliency import (
 
 
 @pytest.fixture(scope="module")
-def salicon(shared_data: Path) -> dict:
+def salicon(shared_data: Path, salicon_fixations) -> dict:
     root = shared_data / "saliency"
-    ann = json.loads((root / "salicon/annotations/fixations_train2014examples.json").read_text())
-    ids = sorted(im["id"] for im in ann["images"])
-    points = {i: [] for i in ids}
-    for a in ann["annotations"]:
-        points[a["image_id"]] += a["fixations"]
+    ids, all_fix = salicon_fixations
     samples, maps = [], []
-    for i in ids:
+    for i, fix in zip(ids, all_fix, strict=True):
         image = np.asarray(Image.open(root / f"salicon/images/train2014examples/COCO_train2014_000000{i}.jpg"))
-        fix = np.array([[c - 1, r - 1] for r, c in points[i]], dtype=np.float64)
         samples.append(SaliencySample(name=str(i), image=image, fixations=fix))
         maps.append(np.asarray(Image.open(root / f"reference/inputs/sal_{i}.png"), dtype=np.float64))
     with open(root / "reference/mit_metrics_octave_salicon.csv", newline="") as fh:
         ref = {(r["saliency_map"].split("_")[-1].split(".")[0], r["metric"]): float(r["value"])
                for r in csv.DictReader(fh) if r["case"] == "SALICON"}
-    return {"ids": ids, "samples": samples, "maps": np.stack(maps), "ref": ref,
-            "points": points}
+    # the API's own 1-based [row, col] points, for the independent port of its formulas
+    points = {i: [(int(y) + 1, int(x) + 1) for x, y in fix] for i, fix in zip(ids, all_fix, strict=True)}
+    return {"ids": ids, "samples": samples, "maps": np.stack(maps), "ref": ref, "points": points}
 
 
 def test_score_sample_reproduces_the_mit_values_end_to_end(salicon: dict) -> None:

@@ -7,7 +7,6 @@ deterministic rows must match to 1e-6, randomly sampled rows (AUC-Borji, sAUC) w
 from __future__ import annotations
 
 import csv
-import json
 from functools import cache
 from pathlib import Path
 
@@ -119,17 +118,12 @@ def test_means_over_the_ten_images(shared_data: Path) -> None:
     assert means["CC"] == pytest.approx(0.6147, abs=5e-5)
 
 
-def test_annotation_points_with_duplicates_give_the_binary_map_values(shared_data: Path) -> None:
+def test_annotation_points_with_duplicates_give_the_binary_map_values(shared_data: Path, salicon_fixations) -> None:
     """The mit preset collapses duplicate points: raw SALICON points == the distinct-pixel PNG."""
-    ann = json.loads((shared_data / "saliency/salicon/annotations/fixations_train2014examples.json").read_text())
     rows = {(_image_id(r["saliency_map"]), r["metric"]): float(r["value"])
             for r in _rows(str(shared_data)) if r["case"] == "SALICON"}
-    image_ids = sorted({int(i) for i, _ in rows})
-    points = {i: [] for i in image_ids}
-    for a in ann["annotations"]:
-        points[a["image_id"]] += a["fixations"]
-    # SALICON is 1-based [row, col]; kdnas takes 0-based (x, y)
-    fix = [np.array([[c - 1, r - 1] for r, c in points[i]], dtype=np.float64) for i in image_ids]
+    image_ids, fix = salicon_fixations  # 1-based [row, col] converted to 0-based (x, y)
+    assert image_ids == sorted({int(i) for i, _ in rows})
     assert sum(len(f) for f in fix) == 73630
     maps = np.stack([_png(shared_data / REF / f"inputs/sal_{i}.png") for i in image_ids])
     judd = auc_judd(maps, fix, "mit", jitter=False)

@@ -7,7 +7,6 @@ truth for the map metrics: the sigma-19 blurred fixation counts and the real SAL
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
@@ -40,14 +39,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:divide by zero encountered in lo
 
 
 @pytest.fixture(scope="module")
-def salicon(shared_data: Path) -> dict:
+def salicon(shared_data: Path, salicon_fixations) -> dict:
     root = shared_data / "saliency"
-    ann = json.loads((root / "salicon/annotations/fixations_train2014examples.json").read_text())
-    ids = sorted(im["id"] for im in ann["images"])
-    points = {i: [] for i in ids}
-    for a in ann["annotations"]:
-        points[a["image_id"]] += a["fixations"]
-    fix = [np.array([[c - 1, r - 1] for r, c in points[i]], dtype=np.float64) for i in ids]
+    ids, fix = salicon_fixations
     maps = np.stack([np.asarray(Image.open(root / f"reference/inputs/sal_{i}.png"), dtype=np.float64)
                      for i in ids])
     gts = gaussian_blur(fixation_map(fix, (480, 640)), 19.0).numpy()
