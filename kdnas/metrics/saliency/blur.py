@@ -21,6 +21,13 @@ from .core import as_maps
 _DIRECT_TAPS = 31
 
 
+def _antonio_size(h: int, w: int) -> int:
+    """antonioGaussian's working size: the larger side, rounded up to even, then to a power of two."""
+    n = max(h, w)
+    n = n + n % 2
+    return 1 << max(0, math.ceil(math.log2(n)))
+
+
 def mit_blur(fixation_map: Any, fc: float = 8.0, *, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """MIT ``antonioGaussian(img, fc)``: Gaussian low-pass with cut-off ``fc`` cycles per image (-6 dB).
 
@@ -33,9 +40,7 @@ def mit_blur(fixation_map: Any, fc: float = 8.0, *, dtype: torch.dtype = torch.f
     """
     maps = as_maps(fixation_map, name="mit_blur: fixation map", dtype=dtype)
     b, h, w = maps.shape
-    n = max(h, w)
-    n = n + n % 2
-    n = 1 << max(0, math.ceil(math.log2(n)))
+    n = _antonio_size(h, w)
     n2 = 2 * n
     s = (n2 // n) * fc / math.sqrt(math.log(2.0))
     # the transfer function is a product of 1-D windows, so the 2-D cyclic filter is two 1-D
@@ -59,9 +64,7 @@ def mit_blur_reference(fixation_map: Any, fc: float = 8.0, *, dtype: torch.dtype
     """Literal 2-D version of :func:`mit_blur` (full ``2n x 2n`` FFT), kept to test the fast one."""
     maps = as_maps(fixation_map, name="mit_blur: fixation map", dtype=dtype)
     b, h, w = maps.shape
-    n = max(h, w)
-    n = n + n % 2
-    n = 1 << max(0, math.ceil(math.log2(n)))
+    n = _antonio_size(h, w)
     n2 = 2 * n
     padded = torch.zeros((b, n2, n2), dtype=dtype, device=maps.device)
     padded[:, n:n + h, n:n + w] = maps
