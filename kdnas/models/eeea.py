@@ -178,14 +178,31 @@ def load_darmo_weights(model: EEEANetC2, source: str | Path | dict, strict: bool
     return skipped
 
 
+DARMO_EEEA_C2_URL = "https://github.com/jitdee-ai/darmo/releases/download/0.0.1/eeea-c2.pt"
+
+
+def download_darmo_weights() -> Path:
+    """Fetch darmo's ImageNet ``eeea-c2.pt`` into the torch hub cache (only on explicit request)."""
+    import torch.hub
+
+    target = Path(torch.hub.get_dir()) / "checkpoints" / "eeea-c2.pt"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(DARMO_EEEA_C2_URL, str(target), progress=True)
+    return target
+
+
 @register_model("eeea_c2")
 def eeea_c2(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.0, drop_connect: float = 0.0,
-            pretrained: str | Path | None = None, **kwargs) -> EEEANetC2:
-    """EEEA-Net-C2. ``pretrained``: a local darmo ``eeea-c2.pt`` or a kdnas checkpoint file."""
+            pretrained: str | Path | bool | None = None, **kwargs) -> EEEANetC2:
+    """EEEA-Net-C2. ``pretrained``: a local darmo ``eeea-c2.pt`` or kdnas checkpoint file, or ``True`` to
+    download darmo's ImageNet weights (needs a network; never done implicitly)."""
     if kwargs:
         raise TypeError(f"eeea_c2 got unexpected options {sorted(kwargs)}; valid: num_classes, in_chans, "
                         "dropout, drop_connect, pretrained")
     model = EEEANetC2(num_classes, in_chans, dropout, drop_connect)
+    if pretrained is True:
+        pretrained = download_darmo_weights()
     if pretrained:
         load_darmo_weights(model, pretrained)
     return model
