@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from kdnas.utils.errors import DataError
-from kdnas.utils.io import atomic_save, atomic_write_bytes, atomic_write_json, atomic_write_text
+from kdnas.utils.io import atomic_save, atomic_write_bytes, atomic_write_csv, atomic_write_json
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".dcm")
 
@@ -112,11 +111,7 @@ def predict_cxr(model: torch.nn.Module, task: Any, images: list[Path], out_dir: 
         grey = F.interpolate(grey, size=tuple(meta["input_size"]), mode="bilinear", align_corners=False, antialias=True)
         probs = torch.sigmoid(model(grey))[0].tolist()
         results.append({"image": str(path), **{lab: round(p, 6) for lab, p in zip(labels, probs, strict=True)}})
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["image", *labels])
-    writer.writeheader()
-    writer.writerows(results)
-    atomic_write_text(out_dir / "predictions.csv", buf.getvalue())
+    atomic_write_csv(out_dir / "predictions.csv", results, ["image", *labels])
     atomic_write_json(out_dir / "predictions.json", {"labels": labels, "predictions": results,
                                                      "note": "independent per-label probabilities (sigmoid)"})
     return results

@@ -123,11 +123,10 @@ def evaluate(run: Annotated[Path | None, typer.Argument(help="A kdnas run folder
             result = api.evaluate_run(run, split=split or "test", which=subnet)
             rows = result.pop("rows")
             if out is not None:
-                from kdnas.train.trainer import Trainer
-                from kdnas.utils.io import atomic_write_json
+                from kdnas.utils.io import atomic_write_csv, atomic_write_json
 
                 atomic_write_json(out / "summary.json", result)
-                Trainer._write_rows(out / "per_image.csv", rows)
+                atomic_write_csv(out / "per_image.csv", rows)
             typer.echo(json.dumps(result, indent=2))
             return
         from kdnas.evaluation.saliency import evaluate_saliency, format_saliency_table

@@ -3,12 +3,10 @@ TensorBoard scalars."""
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
 
-from kdnas.utils.io import atomic_write_text
+from kdnas.utils.io import atomic_write_csv
 
 
 def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, float | int | str]:
@@ -35,14 +33,7 @@ class RunLogger:
         if not self.enabled or not history:
             return
         rows = [flatten(h) for h in history]
-        keys: list[str] = []
-        for row in rows:
-            keys += [k for k in row if k not in keys]
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(self.out_dir / "metrics.csv", buf.getvalue())
+        atomic_write_csv(self.out_dir / "metrics.csv", rows)
         if self.writer is not None:
             last = rows[-1]
             for key, value in last.items():

@@ -39,7 +39,7 @@ from kdnas.train.distributed import (
 from kdnas.train.logger import RunLogger
 from kdnas.train.steps import lr_at, make_optimizer, plain_step, sandwich_step
 from kdnas.utils.errors import ConfigError
-from kdnas.utils.io import atomic_write_json, atomic_write_text
+from kdnas.utils.io import atomic_write_csv, atomic_write_json, atomic_write_text
 from kdnas.utils.seed import derive_seed, seed_everything, torch_generator
 
 # Config sections that define the trajectory: a resumed run must match them.
@@ -246,7 +246,8 @@ class Trainer:
                                    "task": self.task.metadata(), "metrics": metrics, "split": split})
             entry["costs"] = profile_model(costs_model, self.task.input_shape())
             models[which] = entry
-            self._write_rows(self.out_dir / f"{split}_per_image_{which}.csv", rows[which])
+            if rows[which]:
+                atomic_write_csv(self.out_dir / f"{split}_per_image_{which}.csv", rows[which])
         summary = {"name": self.cfg.name, "task": self.task.name, "kdnas_version": __version__,
                    "best_epoch": info["epoch"], "best_val_score": info["score"], "eval_split": split,
                    "models": models, "distill": self.distiller.describe(), "epochs": self.cfg.train.epochs,
@@ -254,19 +255,6 @@ class Trainer:
                    "history": self.history}
         atomic_write_json(self.out_dir / "summary.json", summary)
         return summary
-
-    @staticmethod
-    def _write_rows(path: Path, rows: list[dict]) -> None:
-        import csv
-        import io
-
-        if not rows:
-            return
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(path, buf.getvalue())
 
     def _epoch_line(self, record: dict[str, Any]) -> str:
         val = record["val"]

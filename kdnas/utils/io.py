@@ -69,6 +69,22 @@ def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Non
     atomic_write_text(path, to_json(obj, indent) + "\n")
 
 
+def atomic_write_csv(path: str | Path, rows: list[dict[str, Any]], fieldnames: list[str] | None = None) -> None:
+    """Rows of dicts as CSV; the columns default to the union of the rows' keys, in first-seen order."""
+    import csv
+    import io
+
+    if fieldnames is None:
+        fieldnames = []
+        for row in rows:
+            fieldnames += [k for k in row if k not in fieldnames]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fieldnames)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
 def atomic_save(path: str | Path, writer: Callable[[Path], None], suffix: str = "") -> None:
     """Run ``writer(tmp_path)`` (e.g. ``fig.savefig``) and move the result into place atomically."""
     with atomic_path(path, suffix=suffix) as tmp:
